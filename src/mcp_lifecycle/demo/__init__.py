@@ -1,0 +1,1 @@
+"""The example MCP server behind the `mcp-lifecycle-demo` console script."""

@@ -1,0 +1,68 @@
+"""Exceptions that carry meaning.
+
+Each one is tied to exactly one `ExitCode`; the CLI edge turns them into a message and that code.
+`hint` says what the person should do next.
+"""
+
+from __future__ import annotations
+
+from mcp_lifecycle.exit_codes import ExitCode
+
+
+class LifecycleError(Exception):
+    exit_code: ExitCode = ExitCode.GENERAL_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ServerFailed(LifecycleError):
+    """The server crashed, or exited before it was ready."""
+
+    def __init__(self, message: str, hint: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message, hint)
+        self.log_tail = log_tail
+
+
+class NotRunning(LifecycleError):
+    exit_code = ExitCode.SERVER_NOT_RUNNING
+
+
+class AlreadyRunning(LifecycleError):
+    exit_code = ExitCode.SERVER_ALREADY_RUNNING
+
+
+class HealthCheckFailed(LifecycleError):
+    exit_code = ExitCode.HEALTH_CHECK_FAILED
+
+
+class ConfigurationError(LifecycleError):
+    exit_code = ExitCode.CONFIGURATION_ERROR
+
+
+class InsecurePathError(LifecycleError):
+    """A path is owned by someone else, writable by others, or is a symlink."""
+
+    exit_code = ExitCode.PERMISSION_ERROR
+
+
+class StartTimeout(ServerFailed):
+    exit_code = ExitCode.TIMEOUT
+
+
+class StopTimeout(LifecycleError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class StalePid(LifecycleError):
+    """A PID file names a process that is gone, or that is not our server."""
+
+    exit_code = ExitCode.STALE_PID
+
+
+class CorruptFile(LifecycleError):
+    """A file of ours holds something we cannot parse (handled as stale by callers)."""
+
+    exit_code = ExitCode.STALE_PID

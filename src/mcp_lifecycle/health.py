@@ -1,0 +1,189 @@
+"""Status and health reports: the server's state, its snapshot, and live probes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mcp_lifecycle.paths import ServerPaths
+from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.snapshot import (
+    RuntimeHealthSnapshot,
+    get_snapshot_age_seconds,
+    is_snapshot_fresh,
+    load_runtime_health,
+    update_runtime_health,
+    utc_now_iso,
+)
+from mcp_lifecycle.state import Condition, inspect_server
+
+# A probe returns True/None for healthy, False or a string (the problem) for unhealthy, or raises.
+Probe = Callable[[], bool | str | None]
+
+
+@dataclass
+class StatusReport:
+    server: str
+    condition: str
+    pid: int | None
+    state: str | None
+    url: str | None
+    snapshot_age_seconds: float | None
+    snapshot_fresh: bool
+    ttl_seconds: float
+    reason: str
+    cache_root: str
+    log_file: str
+
+    @property
+    def running(self) -> bool:
+        return self.condition == Condition.RUNNING.value
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["running"] = self.running
+        if data["snapshot_age_seconds"] is not None:
+            data["snapshot_age_seconds"] = round(data["snapshot_age_seconds"], 3)
+        return data
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    duration_ms: float = 0.0
+
+
+@dataclass
+class HealthReport:
+    status: StatusReport
+    checks: list[Check] = field(default_factory=list)
+    probed: bool = False
+    checked_at: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            self.status.running
+            and self.status.snapshot_fresh
+            and self.status.state == "ready"
+            and all(check.ok for check in self.checks)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.status.as_dict(),
+            "healthy": self.healthy,
+            "probed": self.probed,
+            "checked_at": self.checked_at,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+def server_status(settings: MCPServerSettings) -> tuple[StatusReport, RuntimeHealthSnapshot]:
+    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+    state = inspect_server(paths)
+    snapshot = RuntimeHealthSnapshot()
+    age: float | None = None
+    fresh = False
+    if state.running:
+        snapshot = load_runtime_health(paths.snapshot)
+        if snapshot.pid != state.pid:
+            snapshot = RuntimeHealthSnapshot()  # an earlier server's snapshot says nothing now
+        age = get_snapshot_age_seconds(snapshot)
+        fresh = is_snapshot_fresh(snapshot, settings.health_ttl_seconds)
+    report = StatusReport(
+        server=settings.server_name,
+        condition=state.condition.value,
+        pid=state.pid,
+        state=snapshot.state if state.running else None,
+        url=snapshot.url or (settings.url if state.running else None),
+        snapshot_age_seconds=age,
+        snapshot_fresh=fresh,
+        ttl_seconds=settings.health_ttl_seconds,
+        reason=state.reason,
+        cache_root=str(paths.cache_root),
+        log_file=str(paths.log),
+    )
+    return report, snapshot
+
+
+def health_from_snapshot(settings: MCPServerSettings) -> HealthReport:
+    """Health as the snapshot records it, including the last probe if it is recent."""
+    status, snapshot = server_status(settings)
+    report = HealthReport(status=status)
+    probe = snapshot.probe
+    if status.running and probe and isinstance(probe.get("checks"), list):
+        report.checked_at = probe.get("checked_at")
+        age = time.time() - float(probe.get("checked_epoch", 0) or 0)
+        if age <= settings.health_ttl_seconds:
+            report.checks = [
+                Check(
+                    name=str(item.get("name", "?")),
+                    ok=bool(item.get("ok")),
+                    detail=str(item.get("detail", "")),
+                    duration_ms=float(item.get("duration_ms", 0.0) or 0.0),
+                )
+                for item in probe["checks"]
+                if isinstance(item, dict)
+            ]
+    return report
+
+
+def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> HealthReport:
+    """Run live checks now and record them in the snapshot for later `health` calls."""
+    status, snapshot = server_status(settings)
+    report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
+    if not status.running:
+        return report
+    report.checks.append(
+        Check("process", True, f"PID {status.pid} is alive and verified as this server")
+    )
+    url = status.url
+    if url:
+        from mcp_lifecycle.mcp_http import probe_mcp
+
+        report.checks.append(_timed("mcp", lambda: probe_mcp(url, settings.probe_timeout_seconds)))
+    for name, probe in probes.items():
+        report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]
+    _record(settings, status.pid, report)
+    return report
+
+
+def _run_probe(probe: Probe) -> tuple[bool, str]:
+    try:
+        result = probe()
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if result is None or result is True:
+        return True, "ok"
+    if result is False:
+        return False, "failed"
+    return False, str(result)
+
+
+def _timed(name: str, run: Callable[[], tuple[bool, str]]) -> Check:
+    began = time.monotonic()
+    ok, detail = run()
+    return Check(name, ok, detail, round((time.monotonic() - began) * 1000, 1))
+
+
+def _record(settings: MCPServerSettings, pid: int | None, report: HealthReport) -> None:
+    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+
+    def mutate(snapshot: RuntimeHealthSnapshot) -> None:
+        snapshot.probe = {
+            "pid": pid,
+            "checked_at": report.checked_at,
+            "checked_epoch": time.time(),
+            "ok": all(check.ok for check in report.checks),
+            "checks": [asdict(check) for check in report.checks],
+        }
+
+    try:
+        update_runtime_health(paths.snapshot, mutate)
+    except OSError:
+        pass  # the live result is still reported; only the record is lost

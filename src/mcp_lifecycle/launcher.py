@@ -1,0 +1,364 @@
+"""The CLI side of start and stop: spawn detached, wait for READY, stop and escalate.
+
+Nothing here signals a process before proving it is our server (see `state` and `identity`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from mcp_lifecycle.errors import (
+    AlreadyRunning,
+    NotRunning,
+    ServerFailed,
+    StalePid,
+    StartTimeout,
+    StopTimeout,
+)
+from mcp_lifecycle.files import ensure_cache_root, remove_quietly
+from mcp_lifecycle.identity import mismatch_reason
+from mcp_lifecycle.paths import ServerPaths
+from mcp_lifecycle.pidfile import StartLock, remove_pid_file
+from mcp_lifecycle.runtime import FAILED_PREFIX, READY_FD_ENV, READY_MESSAGE
+from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
+from mcp_lifecycle.state import Condition, ServerState, inspect_server
+
+OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
+_LOG_TAIL_LINES = 20
+_KILL_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class StartResult:
+    pid: int
+    url: str | None
+    log_path: Path
+    stale_note: str | None = None
+
+
+@dataclass(frozen=True)
+class StopResult:
+    pid: int
+    forced: bool
+    seconds: float
+
+
+def paths_for(settings: MCPServerSettings) -> ServerPaths:
+    return ServerPaths(settings.server_name, settings.resolved_cache_root)
+
+
+def clear_for_start(paths: ServerPaths, stale_pid_action: str, force: bool) -> str | None:
+    """Refuse if a server runs; deal with a stale PID file. Returns a note for the person."""
+    state = inspect_server(paths)
+    if state.condition in (Condition.RUNNING, Condition.UNVERIFIED):
+        where = f" (PID {state.pid})" if state.pid else ""
+        raise AlreadyRunning(
+            f"{paths.server_name} is already running{where}",
+            hint="use `status` to inspect it, or `restart` to replace it",
+        )
+    if state.condition is Condition.STALE:
+        if stale_pid_action == "refuse" and not force:
+            raise StalePid(
+                f"stale PID file {paths.pid}: {state.reason}",
+                hint="check it, then run `start --force` (or remove the file)",
+            )
+        _remove_stale(paths, state)
+        return f"removed stale PID file: {state.reason}"
+    return None
+
+
+def _remove_stale(paths: ServerPaths, state: ServerState) -> None:
+    if state.pid_file_pid is not None:
+        remove_pid_file(paths.pid, state.pid_file_pid)
+    else:
+        remove_quietly(paths.pid)  # corrupt, and no server holds the lock: nobody's file
+
+
+def start_detached(
+    settings: MCPServerSettings,
+    command: list[str],
+    overrides: dict[str, object],
+    timeout: float,
+    force: bool = False,
+) -> StartResult:
+    """Spawn `command` (which runs the server in the foreground) and return once it is READY."""
+    paths = paths_for(settings)
+    ensure_cache_root(paths.cache_root)
+    start_lock = StartLock(paths.start_lock)
+    if not start_lock.acquire(timeout):
+        raise StartTimeout(
+            f"another `start` of {settings.server_name} did not finish within {timeout:g}s"
+        )
+    try:
+        note = clear_for_start(paths, settings.stale_pid_action, force)
+        result = _spawn_and_wait(settings, paths, command, overrides, timeout)
+        return StartResult(result.pid, result.url, result.log_path, note)
+    finally:
+        start_lock.release()
+
+
+def _rotate_log(path: Path, max_bytes: int, backups: int) -> None:
+    try:
+        if path.stat().st_size < max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    if backups == 0:
+        remove_quietly(path)
+        return
+    for index in range(backups - 1, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}.{index}", f"{path}.{index + 1}")
+    os.replace(path, f"{path}.1")
+
+
+def _spawn_and_wait(
+    settings: MCPServerSettings,
+    paths: ServerPaths,
+    command: list[str],
+    overrides: dict[str, object],
+    timeout: float,
+) -> StartResult:
+    _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
+    log_fd = os.open(
+        paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+    log_offset = os.lseek(log_fd, 0, os.SEEK_END)
+    read_fd, write_fd = os.pipe()
+    env = {
+        **os.environ,
+        READY_FD_ENV: str(write_fd),
+        OVERRIDES_ENV: json.dumps(overrides, default=str),
+    }
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(write_fd,),
+            env=env,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        raise ServerFailed(f"could not run {command[0]}: {exc}") from None
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
+    try:
+        message = _read_ready(read_fd, timeout)
+    finally:
+        os.close(read_fd)
+    if message == READY_MESSAGE:
+        return StartResult(proc.pid, settings.url, paths.log)
+    if message is None:
+        _kill_spawned(proc, paths)
+        raise StartTimeout(
+            f"{settings.server_name} was not ready within {timeout:g}s; stopped it",
+            hint=f"see the log {paths.log}, or raise --timeout",
+            log_tail=_log_tail(paths.log, log_offset),
+        )
+    try:
+        code = proc.wait(timeout=_KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _kill_spawned(proc, paths)
+        code = proc.returncode
+    _, _, detail = message.partition(" ")
+    exit_code, _, reason = detail.partition(" ")
+    if message.startswith(FAILED_PREFIX) and exit_code == "3":
+        raise AlreadyRunning(reason or f"{settings.server_name} is already running")
+    if not reason:
+        reason = f"the server exited with code {code} before it was ready"
+    raise ServerFailed(
+        reason, hint=f"see the log {paths.log}", log_tail=_log_tail(paths.log, log_offset)
+    )
+
+
+def _read_ready(fd: int, timeout: float) -> str | None:
+    """The server's one readiness line; "" if it closed the pipe without one; None on timeout."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while b"\n" not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+
+
+def _kill_spawned(proc: subprocess.Popen[bytes], paths: ServerPaths) -> None:
+    """Stop a server this command spawned and has not reaped (so its PID cannot be reused)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=_KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _kill_group_leftovers(proc.pid)
+    remove_pid_file(paths.pid, proc.pid)
+
+
+def _log_tail(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+# -- stop ------------------------------------------------------------------------------------
+
+
+def stop_server(
+    paths: ServerPaths,
+    timeout: float,
+    kill: bool = True,
+    stop_handler: Callable[[int], None] | None = None,
+) -> StopResult:
+    """Verify, ask to stop, wait, escalate. Never signals a process that is not our server."""
+    state = inspect_server(paths)
+    if state.condition is Condition.NOT_RUNNING:
+        raise NotRunning(f"{paths.server_name} is not running")
+    if state.condition is Condition.STALE:
+        _remove_stale(paths, state)
+        raise StalePid(
+            f"stale PID file removed: {state.reason}", hint="nothing was signalled; `start` it again"
+        )
+    if state.condition is Condition.UNVERIFIED or state.pid is None:
+        raise StalePid(
+            f"refusing to signal anything: {state.reason}",
+            hint="find the process holding the lock with `fuser` or `lsof`",
+        )
+    pid = state.pid
+    began = time.monotonic()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise NotRunning(f"{paths.server_name} is not running (it just exited)") from None
+    try:
+        # The pidfd pins the process: once its identity checks out, no signal through it can
+        # reach a recycled PID.
+        reason = mismatch_reason(pid, state.identity)
+        if reason is not None:
+            raise StalePid(f"refusing to signal PID {pid}: {reason}")
+        group = _is_group_leader(pid)
+        if stop_handler is not None:
+            stop_handler(pid)
+        elif group:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        deadline = began + timeout
+        exited = _wait_pidfd(pidfd, deadline) and (not group or _wait_group(pid, deadline))
+        forced = False
+        if not exited:
+            if not kill:
+                raise StopTimeout(
+                    f"{paths.server_name} (PID {pid}) did not stop within {timeout:g}s; left running",
+                    hint="run `stop` again without --no-kill to force it",
+                )
+            forced = True
+            if group:
+                _kill_group_leftovers(pid)
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            _wait_pidfd(pidfd, time.monotonic() + _KILL_GRACE_SECONDS)
+    finally:
+        os.close(pidfd)
+    if remove_pid_file(paths.pid, pid) or forced:
+        _mark_stopped(paths, pid)
+    return StopResult(pid=pid, forced=forced, seconds=time.monotonic() - began)
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _wait_pidfd(pidfd: int, deadline: float) -> bool:
+    """True once the process has exited (a zombie counts: it will never run again)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    remaining = max(0.0, deadline - time.monotonic())
+    return bool(poller.poll(remaining * 1000))
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def _wait_group(pgid: int, deadline: float) -> bool:
+    """Wait for the rest of the server's process group (its children) to exit."""
+    while _group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _kill_group_leftovers(pgid: int) -> None:
+    """SIGKILL what is left of a process group of ours. A group ID cannot be reused while the
+    group has members, so this never reaches a stranger."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + _KILL_GRACE_SECONDS
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _mark_stopped(paths: ServerPaths, pid: int) -> None:
+    def mutate(snapshot: RuntimeHealthSnapshot) -> None:
+        if snapshot.pid == pid and snapshot.state != "stopped":
+            snapshot.state = "stopped"
+            snapshot.lifecycle_state = {"state": "stopped"}
+            snapshot.watchers_running = False
+            snapshot.touch()
+
+    with contextlib.suppress(OSError):
+        update_runtime_health(paths.snapshot, mutate)
+
+
+def python_command(argv0: str, subcommand: list[str]) -> list[str]:
+    """How to run this same CLI again in a fresh interpreter, however it was launched."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__", None):
+        # `python -m pkg.mod`: run the module again, not its file (relative imports need it).
+        module = spec.name.removesuffix(".__main__")
+        return [sys.executable, "-m", module, *subcommand]
+    return [sys.executable, os.path.abspath(argv0), *subcommand]

@@ -1,0 +1,123 @@
+"""MCP over Streamable HTTP: a ready-made start handler and the live MCP probe.
+
+Importing this module is cheap; the MCP SDK and uvicorn are imported only inside the functions
+that serve or probe, so `status` and `stop` never pay for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from mcp_lifecycle.errors import ConfigurationError, ServerFailed
+from mcp_lifecycle.readiness import notify_ready
+from mcp_lifecycle.runtime import current_runtime
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+
+def streamable_http_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], None]:
+    """A start handler that serves the server `build_server()` returns over Streamable HTTP.
+
+    `build_server` is called only in the server process, so the CLI's other commands never
+    import the MCP SDK or the server's tool code.
+    """
+
+    def run() -> None:
+        serve_streamable_http(build_server())
+
+    return run
+
+
+def serve_streamable_http(server: MCPServer[Any]) -> None:
+    """Serve the SDK's ASGI app on our own uvicorn.Server until SIGTERM/SIGINT.
+
+    uvicorn's own signal capture is switched off: our SignalHandler asks it to drain, and no
+    signal is re-raised afterwards, so the runtime's cleanup always runs (NOTES.md).
+    """
+    import asyncio
+
+    import uvicorn
+
+    runtime = current_runtime()
+    settings = runtime.settings
+    if settings.port is None:
+        raise ConfigurationError(
+            "an HTTP server needs a port",
+            hint="set `port` in settings/<server>.yaml or MCP_SERVER_PORT",
+        )
+
+    class _Server(uvicorn.Server):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                notify_ready()
+
+        def request_stop(self, force: bool) -> None:
+            self.should_exit = True
+            if force:
+                self.force_exit = True
+
+    app = server.streamable_http_app(streamable_http_path=settings.http_path, host=settings.host)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="on",
+        # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
+        timeout_graceful_shutdown=max(1.0, settings.stop_timeout_seconds * 0.7),
+    )
+    uvicorn_server = _Server(config)
+    runtime.set_graceful_stop(uvicorn_server.request_stop)
+    try:
+        asyncio.run(uvicorn_server.serve())
+    except SystemExit:
+        raise ServerFailed(
+            f"could not serve on {settings.host}:{settings.port} (is the port in use?)",
+            hint="choose another port (MCP_SERVER_PORT) or stop what holds it",
+        ) from None
+    finally:
+        runtime.set_graceful_stop(None)
+
+
+def probe_mcp(url: str, timeout: float) -> tuple[bool, str]:
+    """A real MCP handshake with the official client: connect, then list tools."""
+    import anyio
+
+    async def handshake() -> list[str]:
+        from mcp import Client
+
+        with anyio.fail_after(timeout):
+            async with Client(url) as client:
+                result = await client.list_tools()
+                return [tool.name for tool in result.tools]
+
+    began = time.monotonic()
+    try:
+        names = anyio.run(handshake)
+    except TimeoutError:
+        return False, f"no MCP answer from {url} within {timeout:g}s"
+    except Exception as exc:
+        return False, f"MCP handshake with {url} failed: {_root_cause(exc)}"
+    elapsed = (time.monotonic() - began) * 1000
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return True, f"MCP handshake ok in {elapsed:.0f} ms; {len(names)} tools ({shown})"
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            break
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,179 @@
+"""The PID file and the server's lock.
+
+The running server holds an exclusive `flock` on `<server>.lock` for its whole life and writes its
+identity into it. The kernel drops the lock when the server dies, so a free lock proves that no
+server is running, whatever the PID file says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from mcp_lifecycle.errors import CorruptFile, InsecurePathError
+from mcp_lifecycle.files import atomic_write, read_no_follow, refuse_symlink
+from mcp_lifecycle.identity import ProcessIdentity, current_identity
+
+# Linux caps pid_max at 2**22.
+PID_MAX = 4_194_304
+_PID_FILE_MAX_BYTES = 64
+_RECORD_MAX_BYTES = 4096
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def parse_pid(data: bytes) -> int:
+    """The PID in a PID file's bytes; CorruptFile for anything else."""
+    text = data.decode("ascii", errors="replace").strip()
+    if not text.isascii() or not text.isdigit():
+        raise CorruptFile(f"PID file holds {text[:40]!r}, not a process ID")
+    pid = int(text)
+    if not 1 <= pid <= PID_MAX:
+        raise CorruptFile(f"PID file holds {pid}, which cannot be a server's process ID")
+    return pid
+
+
+def write_pid_file(path: Path, pid: int | None = None) -> None:
+    """Atomically write `pid` (default: this process) as text, mode 0o600, never via a symlink."""
+    atomic_write(path, f"{os.getpid() if pid is None else pid}\n".encode())
+
+
+def read_pid_file(path: Path) -> int | None:
+    """The PID in `path`, None if there is no file; CorruptFile or InsecurePathError otherwise."""
+    try:
+        data = read_no_follow(path, _PID_FILE_MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise CorruptFile(f"{path} is not a regular file") from None
+    if data is None:
+        return None
+    if len(data) > _PID_FILE_MAX_BYTES:
+        raise CorruptFile(f"PID file {path} is too large to be a PID file")
+    return parse_pid(data)
+
+
+def remove_pid_file(path: Path, pid: int) -> bool:
+    """Remove the PID file only if it still names `pid` (another server may have replaced it)."""
+    try:
+        if read_pid_file(path) != pid:
+            return False
+    except (CorruptFile, InsecurePathError):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InsecurePathError(
+                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
+            ) from None
+        raise
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether some process holds the server lock right now.
+
+    Probes with a shared lock, so concurrent probes never collide with each other; the server
+    retries its exclusive lock for long enough to outlast a probe.
+    """
+    try:
+        fd = _open_lock(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's shared lock
+    return False
+
+
+def read_lock_record(path: Path) -> ProcessIdentity | None:
+    """The identity the lock holder wrote; None if missing or unreadable."""
+    try:
+        data = read_no_follow(path, _RECORD_MAX_BYTES)
+    except (OSError, InsecurePathError):
+        return None
+    if not data:
+        return None
+    return ProcessIdentity.from_json(data.decode("utf-8", errors="replace"))
+
+
+class ServerLock:
+    """The exclusive lock a running server holds; its file records the holder's identity."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, wait_seconds: float = 1.0) -> bool:
+        """Take the lock, retrying briefly to outlast readers' probes; False if a server holds it."""
+        refuse_symlink(self.path)
+        fd = _open_lock(self.path, _LOCK_FLAGS)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
+        # Only now, with the lock won, is it safe to truncate and write the record.
+        record = current_identity().to_json().encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+        os.fsync(fd)
+        os.fchmod(fd, 0o600)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Unlock by closing; the file is never deleted (deleting it would break exclusion)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+class StartLock:
+    """Serialises `start` commands so that concurrent starts yield exactly one server."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        refuse_symlink(self.path)
+        fd = _open_lock(self.path, _LOCK_FLAGS)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
+            else:
+                self._fd = fd
+                return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,279 @@
+"""The server side of the lifecycle: lock, PID file, heartbeat, signals, the start handler, cleanup.
+
+One `ServerRuntime` runs per server process. `start --foreground` runs it in the current
+process; a detached `start` runs it in a fresh interpreter and waits on the readiness pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mcp_lifecycle import readiness
+from mcp_lifecycle.errors import AlreadyRunning, ConfigurationError, LifecycleError, ServerFailed
+from mcp_lifecycle.files import ensure_cache_root
+from mcp_lifecycle.identity import current_identity
+from mcp_lifecycle.logs import set_level
+from mcp_lifecycle.paths import ServerPaths
+from mcp_lifecycle.pidfile import ServerLock, remove_pid_file, write_pid_file
+from mcp_lifecycle.signals import SignalHandler
+from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.settings import MCPServerSettings
+
+logger = logging.getLogger(__name__)
+
+READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
+READY_MESSAGE = "READY"
+FAILED_PREFIX = "FAILED"
+
+_current: ServerRuntime | None = None
+
+
+class ShutdownRequested(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised in the main thread by SIGTERM/SIGINT to unwind a start handler that registered no
+    graceful stop. A BaseException so that `except Exception` in server code does not eat it."""
+
+
+def current_runtime() -> ServerRuntime:
+    """The runtime of this server process; start handlers use it for settings and graceful stop."""
+    if _current is None:
+        raise LifecycleError(
+            "no server runtime in this process",
+            hint="start handlers are called by the factory's `start` command",
+        )
+    return _current
+
+
+class ServerRuntime:
+    def __init__(
+        self,
+        settings: MCPServerSettings,
+        start_handler: Callable[[], None],
+        *,
+        reload_settings: Callable[[], MCPServerSettings] | None = None,
+        reload_handler: Callable[[MCPServerSettings], None] | None = None,
+        ready_fd: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+        self._start_handler = start_handler
+        self._reload_settings = reload_settings
+        self._reload_handler = reload_handler
+        self._ready_fd = ready_fd
+        if ready_fd is not None:
+            os.set_inheritable(ready_fd, False)  # the server's own children must not hold it open
+        self._graceful_stop: Callable[[bool], None] | None = None
+        self._shutdown_signals = 0
+        self._cleaning = False
+        self._state = "starting"
+        self._started_at = utc_now_iso()
+        self._last_reload_at: str | None = None
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self._stop_heartbeat = threading.Event()
+        self._write_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._identity = current_identity()
+
+    # -- for start handlers ------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def set_graceful_stop(self, stop: Callable[[bool], None] | None) -> None:
+        """Register how SIGTERM asks the server to drain; `stop(force)` gets True on a repeat
+        signal. Without one, SIGTERM raises ShutdownRequested in the main thread."""
+        self._graceful_stop = stop
+
+    def mark_ready(self) -> None:
+        if self._state != "starting":
+            return
+        self._state = "ready"
+        self._write_snapshot()
+        self._send_ready(READY_MESSAGE)
+        readiness.sd_notify("READY=1")
+        logger.info("server %s is ready (pid %d)", self.settings.server_name, os.getpid())
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the server until it stops. Raises AlreadyRunning or ServerFailed."""
+        global _current  # noqa: PLW0603
+        ensure_cache_root(self.paths.cache_root)
+        lock = ServerLock(self.paths.lock)
+        if not lock.acquire():
+            error = AlreadyRunning(f"{self.settings.server_name} is already running")
+            self._send_ready(f"{FAILED_PREFIX} {error.exit_code} {error.message}")
+            raise error
+        _current = self
+        readiness.set_ready_callback(self.mark_ready)
+        signals = SignalHandler(self._on_shutdown_signal, self._on_reload_signal).install()
+        failure: BaseException | None = None
+        try:
+            write_pid_file(self.paths.pid)
+            self._write_snapshot()
+            self._heartbeat = threading.Thread(
+                target=self._heartbeat_loop, name="mcp-lifecycle-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+            logger.info(
+                "starting %s (pid %d, cache %s)",
+                self.settings.server_name,
+                os.getpid(),
+                self.paths.cache_root,
+            )
+            self._start_handler()
+            if self._state == "starting" and not self._shutdown_signals:
+                failure = ServerFailed("the start handler returned before the server was ready")
+        except ShutdownRequested:
+            pass
+        except (Exception, SystemExit) as exc:
+            failure = exc
+        finally:
+            self._cleanup(lock, signals, failure)
+        if failure is not None:
+            if isinstance(failure, ServerFailed):
+                raise failure
+            raise ServerFailed(f"the server failed: {_describe(failure)}") from failure
+
+    def _cleanup(
+        self, lock: ServerLock, signals: SignalHandler, failure: BaseException | None
+    ) -> None:
+        global _current  # noqa: PLW0603
+        # The signal handler stays installed until the end: a repeat SIGTERM during cleanup
+        # only counts, instead of killing us half-way and losing the PID file removal.
+        self._cleaning = True
+        self._graceful_stop = None
+        try:
+            if failure is not None:
+                logger.error("server failed: %s", _describe(failure))
+                logger.debug("failure details", exc_info=failure)
+                self._state = "failed"
+                self._send_ready(f"{FAILED_PREFIX} 1 {_describe(failure)}")
+            else:
+                self._state = "stopping"
+                logger.info("stopping %s", self.settings.server_name)
+            self._stop_heartbeat.set()
+            self._wake.set()
+            if self._heartbeat is not None:
+                self._heartbeat.join(timeout=5)
+            if failure is None:
+                self._state = "stopped"
+            readiness.sd_notify("STOPPING=1")
+            self._write_snapshot(final=True)
+            remove_pid_file(self.paths.pid, os.getpid())
+        finally:
+            self._close_ready_fd()
+            readiness.set_ready_callback(None)
+            _current = None
+            lock.release()
+            signals.restore()
+            logger.info("%s stopped", self.settings.server_name)
+
+    # -- signals (main thread, between bytecodes: set flags, never block) --------------------
+
+    def _on_shutdown_signal(self) -> None:
+        self._shutdown_signals += 1
+        if self._state in ("starting", "ready"):
+            self._state = "stopping"
+        self._wake.set()
+        graceful = self._graceful_stop
+        if self._cleaning:
+            return  # cleanup is under way; a repeat signal must not interrupt it
+        if graceful is not None:
+            graceful(self._shutdown_signals > 1)
+        elif self._shutdown_signals == 1:
+            raise ShutdownRequested
+
+    def _on_reload_signal(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    # -- heartbeat thread --------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop_heartbeat.is_set():
+            self._wake.wait(timeout=self.settings.heartbeat_interval)
+            self._wake.clear()
+            if self._stop_heartbeat.is_set():
+                return
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload()
+            if self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
+                readiness.sd_notify("WATCHDOG=1")
+            self._write_snapshot()
+
+    def _reload(self) -> None:
+        if self._reload_settings is None:
+            return
+        readiness.sd_notify("RELOADING=1")
+        try:
+            new = self._reload_settings()
+        except ConfigurationError as exc:
+            logger.error("reload failed, keeping the previous settings: %s", exc.message)
+        else:
+            set_level(new.log_level)
+            self.settings = new
+            if self._reload_handler is not None:
+                try:
+                    self._reload_handler(new)
+                except Exception:
+                    logger.exception("the server's reload hook failed")
+            self._last_reload_at = utc_now_iso()
+            logger.info("settings reloaded")
+        readiness.sd_notify("READY=1")
+
+    def _write_snapshot(self, final: bool = False) -> None:
+        def mutate(snapshot: RuntimeHealthSnapshot) -> None:
+            snapshot.orchestrator_pid = self._identity.pid
+            snapshot.pid = self._identity.pid
+            snapshot.process_create_time = self._identity.create_time
+            snapshot.server_name = self.settings.server_name
+            snapshot.watchers_running = not final
+            snapshot.state = self._state
+            snapshot.lifecycle_state = {"state": self._state}
+            snapshot.activity_state = {"accepting_work": self._state == "ready"}
+            snapshot.started_at = self._started_at
+            snapshot.last_reload_at = self._last_reload_at
+            snapshot.url = self.settings.url
+            if snapshot.probe is not None and snapshot.probe.get("pid") != self._identity.pid:
+                snapshot.probe = None  # a probe of an earlier server says nothing about this one
+            snapshot.touch()
+
+        with self._write_lock:
+            try:
+                update_runtime_health(self.paths.snapshot, mutate)
+            except (OSError, LifecycleError) as exc:
+                logger.warning("could not write the health snapshot (will retry): %s", exc)
+
+    # -- readiness pipe ----------------------------------------------------------------------
+
+    def _send_ready(self, message: str) -> None:
+        fd = self._ready_fd
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(fd, (message.replace("\n", " ") + "\n").encode())
+        self._close_ready_fd()
+
+    def _close_ready_fd(self) -> None:
+        if self._ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._ready_fd)
+            self._ready_fd = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LifecycleError):
+        return exc.message
+    if isinstance(exc, SystemExit):
+        return f"the start handler called exit({exc.code})"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,57 @@
+"""SignalHandler: SIGTERM/SIGINT -> on_shutdown, SIGHUP -> on_reload."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class SignalHandler:
+    """Route process signals to callbacks; `install()` must run in the main thread.
+
+    The callbacks run in the main thread between bytecodes. `on_shutdown` may raise to unwind
+    what the main thread was doing.
+    """
+
+    SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(
+        self,
+        on_shutdown: Callable[[], None],
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_shutdown = on_shutdown
+        self.on_reload = on_reload
+        self.received: list[int] = []
+        self._previous: dict[int, _Handler] = {}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if signum == signal.SIGHUP:
+            if self.on_reload is not None:
+                self.on_reload()
+            return
+        self.on_shutdown()
+
+    def install(self) -> SignalHandler:
+        signums = list(self.SHUTDOWN_SIGNALS)
+        if self.on_reload is not None:
+            signums.append(signal.SIGHUP)
+        for signum in signums:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def __enter__(self) -> SignalHandler:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()

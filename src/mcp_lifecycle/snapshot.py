@@ -1,0 +1,205 @@
+"""The runtime health snapshot: schema, tolerant load, atomic write, freshness.
+
+The file keeps Oneiric's schema (`orchestrator_pid`, `updated_at`, `watchers_running`,
+`remote_enabled`, `last_remote_sync_at`, `last_remote_error`, `lifecycle_state`,
+`activity_state`) so tools that read Oneiric snapshots read ours, and adds our own fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mcp_lifecycle.errors import InsecurePathError
+from mcp_lifecycle.files import atomic_write, read_no_follow
+from mcp_lifecycle.identity import boot_id
+
+logger = logging.getLogger(__name__)
+
+_MAX_SNAPSHOT_BYTES = 1_048_576
+STATES = ("starting", "ready", "stopping", "stopped", "failed")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class RuntimeHealthSnapshot:
+    # Oneiric's schema.
+    orchestrator_pid: int | None = None
+    updated_at: str | None = None
+    watchers_running: bool = False
+    remote_enabled: bool = False
+    last_remote_sync_at: str | None = None
+    last_remote_error: str | None = None
+    lifecycle_state: dict[str, Any] = field(default_factory=dict)
+    activity_state: dict[str, Any] = field(default_factory=dict)
+    # Ours.
+    server_name: str | None = None
+    pid: int | None = None
+    process_create_time: float | None = None
+    boot_id: str | None = None
+    # CLOCK_MONOTONIC is system-wide on Linux: a reader on the same boot judges age with it,
+    # immune to wall-clock jumps.
+    updated_monotonic: float | None = None
+    state: str | None = None
+    started_at: str | None = None
+    last_reload_at: str | None = None
+    url: str | None = None
+    probe: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuntimeHealthSnapshot:
+        """Take each known field whose value has the right type; ignore everything else."""
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data and _type_ok(data[f.name], getattr(defaults, f.name), f.name):
+                values[f.name] = data[f.name]
+        if values.get("state") not in (None, *STATES):
+            values.pop("state")
+        return cls(**values)
+
+    def touch(self) -> None:
+        """Stamp the snapshot as written now."""
+        self.updated_at = utc_now_iso()
+        self.updated_monotonic = time.monotonic()
+        self.boot_id = boot_id()
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "orchestrator_pid": (int,),
+    "pid": (int,),
+    "updated_at": (str,),
+    "last_remote_sync_at": (str,),
+    "last_remote_error": (str,),
+    "server_name": (str,),
+    "boot_id": (str,),
+    "state": (str,),
+    "started_at": (str,),
+    "last_reload_at": (str,),
+    "url": (str,),
+    "watchers_running": (bool,),
+    "remote_enabled": (bool,),
+    "lifecycle_state": (dict,),
+    "activity_state": (dict,),
+    "probe": (dict,),
+    "process_create_time": (int, float),
+    "updated_monotonic": (int, float),
+}
+
+
+def _type_ok(value: Any, default: Any, name: str) -> bool:
+    if value is None:
+        return default is None
+    allowed = _FIELD_TYPES[name]
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    return isinstance(value, allowed)
+
+
+def load_runtime_health(path: Path) -> RuntimeHealthSnapshot:
+    """The snapshot at `path`; an empty one (and a warning) if it is missing or unreadable.
+
+    Never raises: a half-written, corrupt or hostile file must not take the CLI down.
+    """
+    try:
+        data = read_no_follow(Path(path), _MAX_SNAPSHOT_BYTES + 1)
+    except (OSError, InsecurePathError) as exc:
+        logger.warning("cannot read health snapshot %s: %s", path, exc)
+        return RuntimeHealthSnapshot()
+    if data is None:
+        return RuntimeHealthSnapshot()
+    if len(data) > _MAX_SNAPSHOT_BYTES:
+        logger.warning("health snapshot %s is larger than 1 MiB; ignoring it", path)
+        return RuntimeHealthSnapshot()
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        logger.warning("health snapshot %s is not valid JSON (%s); ignoring it", path, exc)
+        return RuntimeHealthSnapshot()
+    if not isinstance(parsed, dict):
+        logger.warning("health snapshot %s is not a JSON object; ignoring it", path)
+        return RuntimeHealthSnapshot()
+    return RuntimeHealthSnapshot.from_dict(parsed)
+
+
+def write_runtime_health(path: Path, snapshot: RuntimeHealthSnapshot) -> None:
+    """Atomically write the snapshot (0o600). Raises OSError; the old file then stays whole."""
+    data = json.dumps(snapshot.as_dict(), indent=2, sort_keys=True).encode() + b"\n"
+    atomic_write(Path(path), data)
+
+
+@contextlib.contextmanager
+def _update_lock(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def update_runtime_health(
+    path: Path, mutate: Callable[[RuntimeHealthSnapshot], None]
+) -> RuntimeHealthSnapshot:
+    """Read, change and write the snapshot under a lock, so the heartbeat and a probe
+    recording its result never lose each other's fields."""
+    with _update_lock(path):
+        snapshot = load_runtime_health(path)
+        mutate(snapshot)
+        write_runtime_health(path, snapshot)
+        return snapshot
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def get_snapshot_age_seconds(snapshot: RuntimeHealthSnapshot) -> float | None:
+    """Seconds since the snapshot was written; None if it carries no usable timestamp.
+
+    On the writer's boot the monotonic clock decides (a wall-clock jump changes nothing);
+    otherwise the wall clock. A timestamp in the future gives a negative age.
+    """
+    current_boot = boot_id()
+    if (
+        snapshot.updated_monotonic is not None
+        and snapshot.boot_id is not None
+        and snapshot.boot_id == current_boot
+    ):
+        return time.monotonic() - snapshot.updated_monotonic
+    if snapshot.updated_at is None:
+        return None
+    written = _parse_iso(snapshot.updated_at)
+    if written is None:
+        return None
+    return (datetime.now(UTC) - written).total_seconds()
+
+
+# Tolerates scheduling jitter between writer and reader; anything further in the future is
+# a clock problem or a forged file, and not fresh.
+_FUTURE_TOLERANCE_SECONDS = 1.0
+
+
+def is_snapshot_fresh(snapshot: RuntimeHealthSnapshot, ttl_seconds: float) -> bool:
+    age = get_snapshot_age_seconds(snapshot)
+    return age is not None and -_FUTURE_TOLERANCE_SECONDS <= age <= ttl_seconds
