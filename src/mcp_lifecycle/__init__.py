@@ -7,7 +7,6 @@ from mcp_lifecycle.identity import is_process_alive
 from mcp_lifecycle.logs import configure_logging
 from mcp_lifecycle.pidfile import write_pid_file
 from mcp_lifecycle.readiness import notify_ready
-from mcp_lifecycle.state import validate_pid_integrity
 from mcp_lifecycle.settings import MCPServerSettings
 from mcp_lifecycle.signals import SignalHandler
 from mcp_lifecycle.snapshot import (
@@ -17,6 +16,7 @@ from mcp_lifecycle.snapshot import (
     load_runtime_health,
     write_runtime_health,
 )
+from mcp_lifecycle.state import validate_pid_integrity
 
 __all__ = [
     "ExitCode",

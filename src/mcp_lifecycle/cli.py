@@ -11,11 +11,17 @@ import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from mcp_lifecycle.errors import ConfigurationError, LifecycleError, NotRunning, ServerFailed, StalePid
+from mcp_lifecycle.errors import (
+    ConfigurationError,
+    LifecycleError,
+    NotRunning,
+    ServerFailed,
+    StalePid,
+)
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.settings import MCPServerSettings, load_settings
 
@@ -30,24 +36,31 @@ TimeoutOption = Annotated[
 ]
 
 
+_CLICK_USAGE_EXIT = 2
+
+
 class _LifecycleGroup(TyperGroup):
     """Usage errors exit 5 (CONFIGURATION_ERROR), never 2: scripts read 2 as "not running"."""
 
-    def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
-    ) -> click.Context:
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            exc.exit_code = int(ExitCode.CONFIGURATION_ERROR)
+        except TyperException as exc:
+            _remap_usage_error(exc)
             raise
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:
-            exc.exit_code = int(ExitCode.CONFIGURATION_ERROR)
+        except TyperException as exc:
+            _remap_usage_error(exc)
             raise
+
+
+def _remap_usage_error(exc: TyperException) -> None:
+    # Typer's usage errors (unknown option, bad value, missing argument) carry Click's exit 2.
+    if exc.exit_code == _CLICK_USAGE_EXIT:
+        exc.exit_code = int(ExitCode.CONFIGURATION_ERROR)
 
 
 class MCPServerCLIFactory:
@@ -110,7 +123,7 @@ class MCPServerCLIFactory:
         return app
 
 
-def _overrides(ctx: click.Context) -> dict[str, Any]:
+def _overrides(ctx: Any) -> dict[str, Any]:
     root = ctx.find_root()
     return dict(root.obj or {})
 
@@ -123,7 +136,7 @@ def _edge(fn: _F) -> _F:
         as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+        except (typer.Exit, typer.Abort, TyperException):
             raise
         except LifecycleError as exc:
             _fail(exc.message, exc.hint, int(exc.exit_code), as_json, exc)
@@ -167,10 +180,10 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _start_subcommand(ctx: click.Context) -> list[str]:
+def _start_subcommand(ctx: typer.Context) -> list[str]:
     """The argv that reaches our `start` from the root, wherever the author mounted us."""
     names: list[str] = []
-    current: click.Context | None = ctx
+    current: Any = ctx
     while current is not None and current.parent is not None:
         names.append(current.info_name or "")
         current = current.parent
@@ -182,7 +195,7 @@ class _Commands:
     def __init__(self, factory: MCPServerCLIFactory) -> None:
         self.factory = factory
 
-    def settings(self, ctx: click.Context) -> MCPServerSettings:
+    def settings(self, ctx: typer.Context) -> MCPServerSettings:
         return self.factory.load_settings(_overrides(ctx))
 
     def register(self, app: typer.Typer) -> None:
@@ -232,7 +245,9 @@ class _Commands:
         try:
             configure_logging((level or "WARNING").upper())
         except ValueError:
-            raise click.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level") from None
+            raise typer.BadParameter(
+                f"unknown log level {log_level!r}", param_hint="--log-level"
+            ) from None
 
     def start(
         self,
@@ -263,8 +278,12 @@ class _Commands:
         )
         if as_json:
             _echo_json(
-                {"pid": result.pid, "url": result.url, "log_file": str(result.log_path),
-                 "note": result.stale_note}
+                {
+                    "pid": result.pid,
+                    "url": result.url,
+                    "log_file": str(result.log_path),
+                    "note": result.stale_note,
+                }
             )
             return
         if result.stale_note:
@@ -283,7 +302,7 @@ class _Commands:
             )
         return self.factory.start_handler
 
-    def _run_foreground(self, ctx: click.Context, force: bool) -> None:
+    def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.launcher import OVERRIDES_ENV, clear_for_start, paths_for
         from mcp_lifecycle.logs import configure_logging
         from mcp_lifecycle.runtime import READY_FD_ENV, ServerRuntime
@@ -294,8 +313,11 @@ class _Commands:
         settings = self.factory.load_settings(overrides)
         handler = self._require_handler()
         configure_logging(
-            settings.log_level, settings.log_file, settings.json_logs,
-            max_bytes=settings.log_max_bytes, backup_count=settings.log_backup_count,
+            settings.log_level,
+            settings.log_file,
+            settings.json_logs,
+            max_bytes=settings.log_max_bytes,
+            backup_count=settings.log_backup_count,
         )
         if ready_fd_text is None:
             # A detached start already did this under the start lock.
@@ -333,10 +355,14 @@ class _Commands:
             stop_handler=self.factory.stop_handler,
         )
         if as_json:
-            _echo_json({"pid": result.pid, "forced": result.forced, "seconds": round(result.seconds, 3)})
+            _echo_json(
+                {"pid": result.pid, "forced": result.forced, "seconds": round(result.seconds, 3)}
+            )
             return
         how = " (killed: it did not stop in time)" if result.forced else ""
-        typer.echo(f"Stopped {settings.server_name} (PID {result.pid}) in {result.seconds:.2f}s{how}.")
+        typer.echo(
+            f"Stopped {settings.server_name} (PID {result.pid}) in {result.seconds:.2f}s{how}."
+        )
 
     def restart(
         self,
@@ -402,7 +428,9 @@ class _Commands:
         from mcp_lifecycle.health import health_from_snapshot, probe_health
 
         settings = self.settings(ctx)
-        report = probe_health(settings, self.factory.probes) if probe else health_from_snapshot(settings)
+        report = (
+            probe_health(settings, self.factory.probes) if probe else health_from_snapshot(settings)
+        )
         status = report.status
         if not status.running:
             code = _status_code(status.condition, False)
@@ -423,7 +451,7 @@ class _Commands:
         raise typer.Exit(int(code))
 
 
-def _python_command(ctx: click.Context) -> list[str]:
+def _python_command(ctx: typer.Context) -> list[str]:
     from mcp_lifecycle.launcher import python_command
 
     return python_command(sys.argv[0], _start_subcommand(ctx))
@@ -442,16 +470,22 @@ def _status_text(report: Any) -> str:
     if report.condition == "not running":
         return f"{name} is not running. Start it with `start`."
     if report.condition == "stale":
-        return f"{name} is not running, but a stale PID file remains: {report.reason}. `start` cleans it up."
+        return (
+            f"{name} is not running, but a stale PID file remains: {report.reason}. "
+            "`start` cleans it up."
+        )
     if report.condition == "unverified":
         return f"{name}: {report.reason}. Nothing will be signalled."
     age = report.snapshot_age_seconds
     age_text = "no snapshot" if age is None else f"snapshot {age:.1f}s old"
-    lines = [f"{name} is running (PID {report.pid}, state {report.state or 'unknown'}, {age_text})."]
+    lines = [
+        f"{name} is running (PID {report.pid}, state {report.state or 'unknown'}, {age_text})."
+    ]
     if report.url:
         lines.append(f"  URL: {report.url}")
     if not report.snapshot_fresh:
         lines.append(
-            f"  The health snapshot is stale (older than {report.ttl_seconds:g}s): the server may be hung."
+            f"  The health snapshot is stale (older than {report.ttl_seconds:g}s): "
+            "the server may be hung."
         )
     return "\n".join(lines)

@@ -15,7 +15,7 @@ _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def validate_cache_ownership(path: Path) -> None:
-    """Refuse a cache root that is a symlink, not a directory, someone else's, or group/other-writable.
+    """Refuse a cache root that is a symlink, not a directory, not ours, or writable by others.
 
     A directory others can write to lets them plant a snapshot or PID file we would trust.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -135,7 +136,7 @@ def health_from_snapshot(settings: MCPServerSettings) -> HealthReport:
 
 def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> HealthReport:
     """Run live checks now and record them in the snapshot for later `health` calls."""
-    status, snapshot = server_status(settings)
+    status, _ = server_status(settings)
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
     if not status.running:
         return report
@@ -156,7 +157,7 @@ def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> He
 def _run_probe(probe: Probe) -> tuple[bool, str]:
     try:
         result = probe()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failing probe is a result, not a crash
         return False, f"{type(exc).__name__}: {exc}"
     if result is None or result is True:
         return True, "ok"
@@ -183,7 +184,6 @@ def _record(settings: MCPServerSettings, pid: int | None, report: HealthReport) 
             "checks": [asdict(check) for check in report.checks],
         }
 
-    try:
+    # On failure the live result is still reported; only the record is lost.
+    with contextlib.suppress(OSError):
         update_runtime_health(paths.snapshot, mutate)
-    except OSError:
-        pass  # the live result is still reported; only the record is lost

@@ -248,7 +248,8 @@ def stop_server(
     if state.condition is Condition.STALE:
         _remove_stale(paths, state)
         raise StalePid(
-            f"stale PID file removed: {state.reason}", hint="nothing was signalled; `start` it again"
+            f"stale PID file removed: {state.reason}",
+            hint="nothing was signalled; `start` it again",
         )
     if state.condition is Condition.UNVERIFIED or state.pid is None:
         raise StalePid(
@@ -280,7 +281,8 @@ def stop_server(
         if not exited:
             if not kill:
                 raise StopTimeout(
-                    f"{paths.server_name} (PID {pid}) did not stop within {timeout:g}s; left running",
+                    f"{paths.server_name} (PID {pid}) did not stop within {timeout:g}s; "
+                    "left it running",
                     hint="run `stop` again without --no-kill to force it",
                 )
             forced = True

@@ -50,7 +50,7 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
             hint="set `port` in settings/<server>.yaml or MCP_SERVER_PORT",
         )
 
-    class _Server(uvicorn.Server):  # type: ignore[misc]
+    class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
@@ -73,7 +73,7 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
         log_config=None,
         lifespan="on",
         # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
-        timeout_graceful_shutdown=max(1.0, settings.stop_timeout_seconds * 0.7),
+        timeout_graceful_shutdown=max(1, int(settings.stop_timeout_seconds * 0.7)),
     )
     uvicorn_server = _Server(config)
     runtime.set_graceful_stop(uvicorn_server.request_stop)
@@ -105,7 +105,7 @@ def probe_mcp(url: str, timeout: float) -> tuple[bool, str]:
         names = anyio.run(handshake)
     except TimeoutError:
         return False, f"no MCP answer from {url} within {timeout:g}s"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is the probe's answer
         return False, f"MCP handshake with {url} failed: {_root_cause(exc)}"
     elapsed = (time.monotonic() - began) * 1000
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

@@ -119,7 +119,10 @@ class ServerLock:
         return self._fd is not None
 
     def acquire(self, wait_seconds: float = 1.0) -> bool:
-        """Take the lock, retrying briefly to outlast readers' probes; False if a server holds it."""
+        """Take the lock, retrying briefly to outlast readers' probes.
+
+        False if a server holds it.
+        """
         refuse_symlink(self.path)
         fd = _open_lock(self.path, _LOCK_FLAGS)
         deadline = time.monotonic() + wait_seconds

@@ -35,7 +35,7 @@ FAILED_PREFIX = "FAILED"
 _current: ServerRuntime | None = None
 
 
-class ShutdownRequested(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class ShutdownRequested(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT to unwind a start handler that registered no
     graceful stop. A BaseException so that `except Exception` in server code does not eat it."""
 
@@ -134,7 +134,7 @@ class ServerRuntime:
                 failure = ServerFailed("the start handler returned before the server was ready")
         except ShutdownRequested:
             pass
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure is reported, then re-raised
             failure = exc
         finally:
             self._cleanup(lock, signals, failure)

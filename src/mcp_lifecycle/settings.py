@@ -31,7 +31,7 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # Which YAML files and code defaults apply to the settings being built right now; a context
 # variable because pydantic-settings builds sources from the class, not the instance.
 _yaml_files: ContextVar[tuple[Path, ...]] = ContextVar("_yaml_files", default=())
-_code_defaults: ContextVar[dict[str, Any]] = ContextVar("_code_defaults", default={})
+_code_defaults: ContextVar[dict[str, Any] | None] = ContextVar("_code_defaults", default=None)
 
 
 def default_cache_root(server_name: str) -> Path:
@@ -124,7 +124,7 @@ class MCPServerSettings(BaseSettings):
         yaml_sources = [
             YamlConfigSettingsSource(settings_cls, yaml_file=path) for path in _yaml_files.get()
         ]
-        code = InitSettingsSource(settings_cls, init_kwargs=dict(_code_defaults.get()))
+        code = InitSettingsSource(settings_cls, init_kwargs=dict(_code_defaults.get() or {}))
         return (init_settings, env_settings, *yaml_sources, code)
 
 
@@ -199,4 +199,3 @@ def _yaml_has_key(path: Path, name: str) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and name in data
-

@@ -53,7 +53,9 @@ def inspect_server(paths: ServerPaths) -> ServerState:
         return _held(paths, file_pid)
     if corrupt is not None:
         return ServerState(
-            Condition.STALE, reason=f"{corrupt}, and no server holds the lock", pid_file_bytes_ok=False
+            Condition.STALE,
+            reason=f"{corrupt}, and no server holds the lock",
+            pid_file_bytes_ok=False,
         )
     if file_pid is None:
         return ServerState(Condition.NOT_RUNNING)

@@ -39,7 +39,9 @@ app = factory.create_app()
 @app.command()
 def call(
     tool: Annotated[str, typer.Argument(help="The tool's name, e.g. add.")],
-    arguments: Annotated[str, typer.Argument(help='JSON arguments, e.g. \'{"a": 2, "b": 3}\'.')] = "{}",
+    arguments: Annotated[
+        str, typer.Argument(help='JSON arguments, e.g. \'{"a": 2, "b": 3}\'.')
+    ] = "{}",
 ) -> None:
     """Call one of the running server's tools with a real MCP client.
 
@@ -62,7 +64,7 @@ def call(
 
     try:
         result = anyio.run(run)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any client failure becomes one line
         typer.echo(f"Error: could not call {tool} at {url}: {exc}", err=True)
         typer.echo("Hint: is the server running? Try `mcp-lifecycle-demo status`.", err=True)
         raise typer.Exit(1) from None
