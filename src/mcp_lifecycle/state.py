@@ -6,12 +6,14 @@ lock means none does, whatever the PID file says.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile
+from mcp_lifecycle.files import validate_cache_ownership
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import lock_is_held, read_lock_record, read_pid_file
@@ -43,7 +45,10 @@ class ServerState:
 
 
 def inspect_server(paths: ServerPaths) -> ServerState:
-    """Raises InsecurePathError if the PID file is a symlink; never signals anything."""
+    """Raises InsecurePathError for an unsafe cache root or a symlinked PID file; never signals."""
+    if not os.path.lexists(paths.cache_root):
+        return ServerState(Condition.NOT_RUNNING)
+    validate_cache_ownership(paths.cache_root)
     corrupt: str | None = None
     try:
         file_pid = read_pid_file(paths.pid)

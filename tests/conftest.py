@@ -1,0 +1,208 @@
+"""Fixtures that run the real CLI in real processes and never leave one behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+TESTS = Path(__file__).parent
+TOY = TESTS / "servers" / "toy_server.py"
+SESSION_TOKEN = uuid.uuid4().hex
+TOKEN_VAR = "MCP_LIFECYCLE_TEST_TOKEN"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processes_with_token(token: str) -> list[psutil.Process]:
+    """Processes this test run started: they inherit the token through their environment."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get(TOKEN_VAR, "").startswith(token):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_processes_with_token(token: str) -> list[int]:
+    procs = [p for p in processes_with_token(token) if p.status() != psutil.STATUS_ZOMBIE]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=5)
+    return [p.pid for p in procs]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Lifecycle:
+    """Runs a server CLI (`python <script> ...`) with an isolated cache root and environment."""
+
+    cache_root: Path
+    marks: Path
+    env: dict[str, str]
+    script: Path = TOY
+    name: str = "toy"
+    launcher: list[str] = field(default_factory=list)
+
+    def command(self, *args: str) -> list[str]:
+        return [*(self.launcher or [sys.executable, str(self.script)]), *args]
+
+    def run(
+        self, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str
+    ) -> Result:
+        proc = subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **env},
+            cwd=cwd or self.marks,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stdout, proc.stdout
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**self.env, **env},
+            cwd=self.marks,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @property
+    def pid_file(self) -> Path:
+        return self.cache_root / f"{self.name}.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.cache_root / f"{self.name}.lock"
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.cache_root / "runtime_health.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.cache_root / f"{self.name}.log"
+
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(json.loads(self.snapshot_file.read_text()))
+
+    def set_env(self, **env: str) -> None:
+        self.env.update(env)
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def test_token() -> str:
+    return f"{SESSION_TOKEN}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def lifecycle(tmp_path: Path, test_token: str) -> Iterator[Lifecycle]:
+    cache_root = tmp_path / "cache"
+    marks = tmp_path / "work"
+    marks.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_"))
+    }
+    env.update(
+        {
+            TOKEN_VAR: test_token,
+            "MCP_SERVER_CACHE_ROOT": str(cache_root),
+            "MCP_SERVER_HEALTH_TTL_SECONDS": "10",
+            "MCP_SERVER_STOP_TIMEOUT_SECONDS": "5",
+            "MCP_SERVER_STARTUP_TIMEOUT_SECONDS": "20",
+            "TOY_MARKS": str(marks),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    yield Lifecycle(cache_root=cache_root, marks=marks, env=env)
+    leaked = kill_processes_with_token(test_token)
+    assert not leaked, f"the test left processes running: {leaked}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaked = kill_processes_with_token(SESSION_TOKEN)
+    if leaked:
+        print(f"\nkilled processes the test run left behind: {leaked}", file=sys.stderr)
+        session.exitstatus = 1
+
+
+__all__ = ["Lifecycle", "Result", "free_port", "gone", "signal", "wait_for"]
+
+
+@pytest.fixture
+def spawn(test_token: str) -> Iterator[Any]:
+    """Start a helper process (a stranger, an impostor); it is killed by PID afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        env = {**os.environ, TOKEN_VAR: test_token, **kwargs.pop("env", {})}
+        proc = subprocess.Popen(args, env=env, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

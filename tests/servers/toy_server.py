@@ -1,0 +1,81 @@
+"""A server built on the factory for tests; TOY_MODE picks how it misbehaves.
+
+Run as `python toy_server.py <command>`, the way an author's script is run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
+from mcp_lifecycle.runtime import current_runtime
+
+MODE = os.environ.get("TOY_MODE", "ok")
+NAME = os.environ.get("TOY_NAME", "toy")
+MARKS = Path(os.environ.get("TOY_MARKS", "."))
+
+
+def _spawn_child(ignore_term: bool) -> None:
+    code = "import signal, time\n"
+    if ignore_term:
+        code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    code += "time.sleep(600)\n"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    (MARKS / "child.pid").write_text(str(child.pid))
+
+
+def run() -> None:
+    if MODE == "crash":
+        raise RuntimeError("boom: the database is unreachable")
+    if MODE == "exit_early":
+        return
+    if MODE == "never_ready":
+        threading.Event().wait()
+    if MODE == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if MODE in ("child", "child_ignores_term"):
+        _spawn_child(ignore_term=MODE == "child_ignores_term")
+    if MODE == "hang_on_stop":
+        current_runtime().set_graceful_stop(lambda force: None)
+    if MODE == "slow_ready":
+        time.sleep(float(os.environ.get("TOY_READY_DELAY", "0.5")))
+    notify_ready()
+    threading.Event().wait()
+
+
+def on_reload(settings: MCPServerSettings) -> None:
+    with open(MARKS / "reloads.txt", "a") as handle:
+        handle.write(f"{settings.log_level}\n")
+
+
+def on_stop_file(pid: int) -> None:
+    (MARKS / "stop_handler.txt").write_text(str(pid))
+    os.kill(pid, signal.SIGTERM)
+
+
+factory = MCPServerCLIFactory(
+    NAME,
+    start_handler=run,
+    stop_handler=on_stop_file if os.environ.get("TOY_STOP_HANDLER") else None,
+    reload_handler=on_reload,
+)
+
+
+@factory.probe("always-ok")
+def _ok() -> bool:
+    return True
+
+
+if os.environ.get("TOY_FAILING_PROBE"):
+    factory.add_probe("disk", lambda: "disk is full")
+
+app = factory.create_app()
+
+if __name__ == "__main__":
+    app()
