@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mcp_lifecycle import is_process_alive, validate_pid_integrity
+from mcp_lifecycle.identity import boot_id, current_identity, mismatch_reason
+from mcp_lifecycle.pidfile import ServerLock, write_pid_file
+
+
+def test_is_process_alive() -> None:
+    assert is_process_alive(os.getpid(), "anything")
+    assert not is_process_alive(0)
+    assert not is_process_alive(-3)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not is_process_alive(proc.pid)
+
+
+def test_zombie_counts_as_dead() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        import time
+
+        time.sleep(0.5)  # exited but not reaped: a zombie
+        assert not is_process_alive(proc.pid)
+    finally:
+        proc.wait()
+
+
+def test_mismatch_reasons() -> None:
+    me = current_identity()
+    assert mismatch_reason(me.pid, me) is None
+    assert mismatch_reason(me.pid, None) == "no server holds the lock for it"
+    assert "held by PID" in (mismatch_reason(me.pid, dataclasses.replace(me, pid=1)) or "")
+    reused = dataclasses.replace(me, create_time=me.create_time - 100)
+    assert "reused" in (mismatch_reason(me.pid, reused) or "")
+    rebooted = dataclasses.replace(me, boot_id="another-boot")
+    if boot_id() is not None:
+        assert "earlier boot" in (mismatch_reason(me.pid, rebooted) or "")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    gone = dataclasses.replace(me, pid=proc.pid)
+    assert mismatch_reason(proc.pid, gone) == "the process is gone"
+
+
+def test_foreign_uid_is_not_ours() -> None:
+    me = current_identity()
+    # PID 1 runs as root here; pretend we recorded it to check the uid rule in isolation.
+    if os.getuid() == 0:
+        return
+    init = dataclasses.replace(me, pid=1)
+    assert mismatch_reason(1, init) is not None
+
+
+def test_validate_pid_integrity(tmp_path: Path) -> None:
+    pid_path = tmp_path / "srv.pid"
+    ok, reason = validate_pid_integrity(os.getpid(), pid_path, "srv")
+    assert not ok
+    assert "not running" in reason
+    lock = ServerLock(tmp_path / "srv.lock")
+    assert lock.acquire()
+    try:
+        write_pid_file(pid_path)
+        ok, reason = validate_pid_integrity(os.getpid(), pid_path, "srv")
+        assert ok, reason
+        ok, reason = validate_pid_integrity(1, pid_path, "srv")
+        assert not ok
+        assert "not 1" in reason
+    finally:
+        lock.release()
+    ok, reason = validate_pid_integrity(os.getpid(), pid_path, "srv")
+    assert not ok
+    assert "does not hold the server's lock" in reason

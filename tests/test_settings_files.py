@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_lifecycle import MCPServerSettings, validate_cache_ownership
+from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
+from mcp_lifecycle.files import ensure_cache_root
+from mcp_lifecycle.settings import load_settings
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("MCP_SERVER_"):
+            monkeypatch.delenv(key)
+    (tmp_path / "settings").mkdir()
+    return tmp_path
+
+
+def test_defaults(in_tmp: Path) -> None:
+    s = load_settings(MCPServerSettings, "srv")
+    assert s.server_name == "srv"
+    assert s.health_ttl_seconds == 60
+    assert s.heartbeat_interval == 15
+    assert s.stale_pid_action == "auto_clean"
+    assert s.url is None
+    assert s.resolved_cache_root.is_absolute()
+    assert s.resolved_cache_root.name == "srv"
+
+
+def test_layers_in_order(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_dir = in_tmp / "settings"
+    code = {"health_ttl_seconds": 70.0}
+    assert load_settings(MCPServerSettings, "srv", code_defaults=code).health_ttl_seconds == 70
+    (settings_dir / "srv.yaml").write_text("health_ttl_seconds: 80\n")
+    assert load_settings(MCPServerSettings, "srv", code_defaults=code).health_ttl_seconds == 80
+    (settings_dir / "local.yaml").write_text("health_ttl_seconds: 90\n")
+    assert load_settings(MCPServerSettings, "srv").health_ttl_seconds == 90
+    monkeypatch.setenv("MCP_SERVER_HEALTH_TTL_SECONDS", "100")
+    assert load_settings(MCPServerSettings, "srv").health_ttl_seconds == 100
+    flags = {"health_ttl_seconds": 110.0}
+    assert load_settings(MCPServerSettings, "srv", flags).health_ttl_seconds == 110
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "code": st.integers(1, 1000),
+            "name_yaml": st.integers(1, 1000),
+            "local_yaml": st.integers(1, 1000),
+            "env": st.integers(1, 1000),
+            "flag": st.integers(1, 1000),
+        },
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
+    import tempfile
+
+    old_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            Path("settings").mkdir()
+            if "name_yaml" in layers:
+                Path("settings/srv.yaml").write_text(f"health_ttl_seconds: {layers['name_yaml']}\n")
+            if "local_yaml" in layers:
+                Path("settings/local.yaml").write_text(f"health_ttl_seconds: {layers['local_yaml']}\n")
+            os.environ.pop("MCP_SERVER_HEALTH_TTL_SECONDS", None)
+            if "env" in layers:
+                os.environ["MCP_SERVER_HEALTH_TTL_SECONDS"] = str(layers["env"])
+            result = load_settings(
+                MCPServerSettings,
+                "srv",
+                {"health_ttl_seconds": layers.get("flag")},
+                {"health_ttl_seconds": layers["code"]} if "code" in layers else None,
+            )
+        finally:
+            os.environ.pop("MCP_SERVER_HEALTH_TTL_SECONDS", None)
+            os.chdir(old_cwd)
+    expected = 60
+    for layer in ("code", "name_yaml", "local_yaml", "env", "flag"):
+        if layer in layers:
+            expected = layers[layer]
+    assert result.health_ttl_seconds == expected
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("health_ttl_seconds: 0\n", "health_ttl_seconds=0 from settings/srv.yaml"),
+        ("log_level: LOUD\n", "log_level='LOUD'"),
+        ("port: 70000\n", "port=70000"),
+        ("stale_pid_action: sometimes\n", "stale_pid_action"),
+        ("health_ttl_secs: 5\n", "did you mean 'health_ttl_seconds'?"),
+        ("heartbeat_seconds: 90\n", "must be shorter than health_ttl_seconds"),
+        ("http_path: mcp\n", "must start with '/'"),
+        ("a: [\n", "cannot read settings"),
+    ],
+)
+def test_bad_values_name_field_value_and_source(in_tmp: Path, yaml_text: str, message: str) -> None:
+    (in_tmp / "settings" / "srv.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(MCPServerSettings, "srv")
+    assert message in caught.value.message
+
+
+def test_bad_env_and_flag_name_their_source(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_SERVER_PORT", "nope")
+    with pytest.raises(ConfigurationError, match="environment variable MCP_SERVER_PORT"):
+        load_settings(MCPServerSettings, "srv")
+    monkeypatch.delenv("MCP_SERVER_PORT")
+    with pytest.raises(ConfigurationError, match="a command-line flag"):
+        load_settings(MCPServerSettings, "srv", {"log_level": "LOUD"})
+
+
+def test_subclass_fields_layer_too(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Mine(MCPServerSettings):
+        greeting: str = "hi"
+
+    assert load_settings(Mine, "srv").greeting == "hi"  # type: ignore[attr-defined]
+    (in_tmp / "settings" / "srv.yaml").write_text("greeting: hello\n")
+    assert load_settings(Mine, "srv").greeting == "hello"  # type: ignore[attr-defined]
+    monkeypatch.setenv("MCP_SERVER_GREETING", "hey")
+    assert load_settings(Mine, "srv").greeting == "hey"  # type: ignore[attr-defined]
+
+
+def test_url_forms(in_tmp: Path) -> None:
+    def url(**values: object) -> str | None:
+        return load_settings(MCPServerSettings, "srv", dict(values)).url
+
+    assert url(port=8000) == "http://127.0.0.1:8000/mcp"
+    assert url(port=8000, host="0.0.0.0") == "http://127.0.0.1:8000/mcp"
+    assert url(port=8000, host="::1", http_path="/x") == "http://[::1]:8000/x"
+
+
+def test_cache_root_checks(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b"
+    assert ensure_cache_root(root) == root
+    assert oct(root.stat().st_mode & 0o777) == "0o700"
+    validate_cache_ownership(root)
+    os.chmod(root, 0o770)
+    with pytest.raises(InsecurePathError, match="writable by others") as caught:
+        validate_cache_ownership(root)
+    assert caught.value.hint == f"run `chmod 700 {root}`"
+    os.chmod(root, 0o755)
+    validate_cache_ownership(root)  # readable by others is allowed; writable is not
+    with pytest.raises(InsecurePathError, match="does not exist"):
+        validate_cache_ownership(tmp_path / "missing")
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    with pytest.raises(InsecurePathError, match="symlink"):
+        ensure_cache_root(link)
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(InsecurePathError, match="not a directory"):
+        validate_cache_ownership(file)

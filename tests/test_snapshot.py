@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mcp_lifecycle import (
+    RuntimeHealthSnapshot,
+    get_snapshot_age_seconds,
+    is_snapshot_fresh,
+    load_runtime_health,
+    write_runtime_health,
+)
+from mcp_lifecycle.snapshot import update_runtime_health
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
+    max_leaves=10,
+)
+snapshot_like = st.dictionaries(
+    st.sampled_from([f.name for f in RuntimeHealthSnapshot.__dataclass_fields__.values()])
+    | st.text(max_size=5),
+    json_values,
+    max_size=12,
+)
+
+
+@given(snapshot_like)
+def test_from_dict_takes_only_well_typed_fields(data: dict[str, Any]) -> None:
+    snapshot = RuntimeHealthSnapshot.from_dict(data)
+    assert snapshot.state in (None, "starting", "ready", "stopping", "stopped", "failed")
+    assert isinstance(snapshot.watchers_running, bool)
+    assert isinstance(snapshot.lifecycle_state, dict)
+    assert snapshot.pid is None or (isinstance(snapshot.pid, int) and not isinstance(snapshot.pid, bool))
+    json.dumps(snapshot.as_dict())  # always serialisable again
+
+
+@given(st.binary(max_size=300))
+def test_load_never_raises_on_any_bytes(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "runtime_health.json"
+        path.write_bytes(data)
+        assert isinstance(load_runtime_health(path), RuntimeHealthSnapshot)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "runtime_health.json"
+    snapshot = RuntimeHealthSnapshot(orchestrator_pid=5, pid=5, state="ready", watchers_running=True)
+    snapshot.touch()
+    write_runtime_health(path, snapshot)
+    assert load_runtime_health(path) == snapshot
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"state": "exploded"}']
+)
+def test_corrupt_files_give_an_empty_snapshot(tmp_path: Path, content: bytes, caplog: Any) -> None:
+    path = tmp_path / "runtime_health.json"
+    path.write_bytes(content)
+    snapshot = load_runtime_health(path)
+    assert snapshot.state is None
+    assert snapshot.pid is None
+
+
+def test_missing_huge_symlinked_and_directory_snapshots(tmp_path: Path) -> None:
+    assert load_runtime_health(tmp_path / "missing.json") == RuntimeHealthSnapshot()
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * 1_100_000)
+    assert load_runtime_health(huge) == RuntimeHealthSnapshot()
+    target = tmp_path / "target.json"
+    target.write_text('{"state": "ready"}')
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert load_runtime_health(link).state is None
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    assert load_runtime_health(folder) == RuntimeHealthSnapshot()
+    with pytest.raises(Exception, match="symlink"):
+        write_runtime_health(link, RuntimeHealthSnapshot())
+    assert target.read_text() == '{"state": "ready"}'
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # A full disk cannot be arranged here, so the system call is made to fail as it would.
+    path = tmp_path / "runtime_health.json"
+    write_runtime_health(path, RuntimeHealthSnapshot(state="ready"))
+    before = path.read_bytes()
+
+    def enospc(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, failing, enospc)
+    with pytest.raises(OSError, match="No space"):
+        write_runtime_health(path, RuntimeHealthSnapshot(state="stopped"))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runtime_health.json"]
+
+
+def test_update_keeps_other_writers_fields(tmp_path: Path) -> None:
+    path = tmp_path / "runtime_health.json"
+    update_runtime_health(path, lambda s: setattr(s, "probe", {"ok": True}))
+    update_runtime_health(path, lambda s: setattr(s, "state", "ready"))
+    snapshot = load_runtime_health(path)
+    assert snapshot.probe == {"ok": True}
+    assert snapshot.state == "ready"
+
+
+def test_age_and_freshness_on_the_monotonic_clock() -> None:
+    snapshot = RuntimeHealthSnapshot()
+    assert get_snapshot_age_seconds(snapshot) is None
+    assert not is_snapshot_fresh(snapshot, 60)
+    snapshot.touch()
+    age = get_snapshot_age_seconds(snapshot)
+    assert age is not None
+    assert 0 <= age < 1
+    assert is_snapshot_fresh(snapshot, 60)
+    # A wall-clock timestamp far in the past does not matter on the writer's boot.
+    snapshot.updated_at = "2000-01-01T00:00:00+00:00"
+    assert is_snapshot_fresh(snapshot, 60)
+    assert snapshot.updated_monotonic is not None
+    snapshot.updated_monotonic = time.monotonic() - 120
+    assert not is_snapshot_fresh(snapshot, 60)
+
+
+def test_age_on_the_wall_clock_for_another_boot() -> None:
+    now = datetime.now(UTC)
+    snapshot = RuntimeHealthSnapshot(
+        updated_at=(now - timedelta(seconds=30)).isoformat(), boot_id="other", updated_monotonic=1.0
+    )
+    age = get_snapshot_age_seconds(snapshot)
+    assert age is not None
+    assert 29 < age < 32
+    assert is_snapshot_fresh(snapshot, 60)
+    assert not is_snapshot_fresh(snapshot, 10)
+    snapshot.updated_at = (now + timedelta(hours=1)).isoformat()
+    assert not is_snapshot_fresh(snapshot, 60), "a timestamp in the future is not fresh"
+    snapshot.updated_at = "yesterday"
+    assert get_snapshot_age_seconds(snapshot) is None
+    naive = RuntimeHealthSnapshot(updated_at=now.replace(tzinfo=None).isoformat())
+    naive_age = get_snapshot_age_seconds(naive)
+    assert naive_age is not None
+    assert abs(naive_age) < 2
