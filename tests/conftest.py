@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,10 +48,8 @@ def processes_with_token(token: str) -> list[psutil.Process]:
 def kill_processes_with_token(token: str) -> list[int]:
     procs = [p for p in processes_with_token(token) if p.status() != psutil.STATUS_ZOMBIE]
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(procs, timeout=5)
     return [p.pid for p in procs]
 
@@ -79,9 +78,7 @@ class Lifecycle:
     def command(self, *args: str) -> list[str]:
         return [*(self.launcher or [sys.executable, str(self.script)]), *args]
 
-    def run(
-        self, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str
-    ) -> Result:
+    def run(self, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str) -> Result:
         proc = subprocess.run(
             self.command(*args),
             capture_output=True,

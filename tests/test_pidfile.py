@@ -30,7 +30,8 @@ def test_parse_pid_gives_a_pid_or_a_clean_error(data: bytes) -> None:
     try:
         pid = parse_pid(data)
     except CorruptFile as exc:
-        assert "PID file" in exc.message
+        message = exc.message
+        assert "PID file" in message
     else:
         assert 1 <= pid <= PID_MAX
         assert data.strip() == str(pid).encode() or data.strip().lstrip(b"0") == str(pid).encode()

@@ -72,7 +72,9 @@ def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
             if "name_yaml" in layers:
                 Path("settings/srv.yaml").write_text(f"health_ttl_seconds: {layers['name_yaml']}\n")
             if "local_yaml" in layers:
-                Path("settings/local.yaml").write_text(f"health_ttl_seconds: {layers['local_yaml']}\n")
+                Path("settings/local.yaml").write_text(
+                    f"health_ttl_seconds: {layers['local_yaml']}\n"
+                )
             os.environ.pop("MCP_SERVER_HEALTH_TTL_SECONDS", None)
             if "env" in layers:
                 os.environ["MCP_SERVER_HEALTH_TTL_SECONDS"] = str(layers["env"])

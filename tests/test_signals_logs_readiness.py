@@ -42,7 +42,7 @@ def test_shutdown_callback_may_raise_to_unwind() -> None:
     def stop() -> None:
         raise Stop
 
-    with SignalHandler(stop), pytest.raises(Stop):
+    with SignalHandler(stop), pytest.raises(Stop):  # noqa: PT012 - the signal must land inside
         os.kill(os.getpid(), signal.SIGTERM)
         signal.pause()
 
@@ -63,7 +63,9 @@ def test_configure_logging_json_and_file(tmp_path: Path, capsys: Any) -> None:
         assert oct(log_file.stat().st_mode & 0o777) == "0o600"
         # Calling again replaces our handlers instead of adding more.
         configure_logging("INFO")
-        ours = [h for h in logging.getLogger().handlers if getattr(h, "_mcp_lifecycle_handler", False)]
+        ours = [
+            h for h in logging.getLogger().handlers if getattr(h, "_mcp_lifecycle_handler", False)
+        ]
         assert len(ours) == 1
     finally:
         configure_logging("WARNING")
@@ -110,7 +112,9 @@ def test_sd_notify_abstract_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
         assert server.recv(100) == b"READY=1"
 
 
-def test_sd_notify_without_or_with_a_dead_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sd_notify_without_or_with_a_dead_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert sd_notify("READY=1") is False
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "nobody-listens"))

@@ -23,7 +23,9 @@ from mcp_lifecycle.snapshot import update_runtime_health
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3)
+    ),
     max_leaves=10,
 )
 snapshot_like = st.dictionaries(
@@ -40,7 +42,9 @@ def test_from_dict_takes_only_well_typed_fields(data: dict[str, Any]) -> None:
     assert snapshot.state in (None, "starting", "ready", "stopping", "stopped", "failed")
     assert isinstance(snapshot.watchers_running, bool)
     assert isinstance(snapshot.lifecycle_state, dict)
-    assert snapshot.pid is None or (isinstance(snapshot.pid, int) and not isinstance(snapshot.pid, bool))
+    assert snapshot.pid is None or (
+        isinstance(snapshot.pid, int) and not isinstance(snapshot.pid, bool)
+    )
     json.dumps(snapshot.as_dict())  # always serialisable again
 
 
@@ -56,7 +60,9 @@ def test_load_never_raises_on_any_bytes(data: bytes) -> None:
 
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "runtime_health.json"
-    snapshot = RuntimeHealthSnapshot(orchestrator_pid=5, pid=5, state="ready", watchers_running=True)
+    snapshot = RuntimeHealthSnapshot(
+        orchestrator_pid=5, pid=5, state="ready", watchers_running=True
+    )
     snapshot.touch()
     write_runtime_health(path, snapshot)
     assert load_runtime_health(path) == snapshot

@@ -31,8 +31,16 @@ def test_start_status_stop_happy_path(lifecycle: Lifecycle) -> None:
     assert snapshot["pid"] == pid
     assert snapshot["orchestrator_pid"] == pid
     assert snapshot["watchers_running"] is True
-    for key in ("updated_at", "remote_enabled", "last_remote_sync_at", "last_remote_error",
-                "lifecycle_state", "activity_state", "started_at", "server_name"):
+    for key in (
+        "updated_at",
+        "remote_enabled",
+        "last_remote_sync_at",
+        "last_remote_error",
+        "lifecycle_state",
+        "activity_state",
+        "started_at",
+        "server_name",
+    ):
         assert key in snapshot
 
     # The server runs detached: its own session, stdin from /dev/null.
@@ -158,8 +166,15 @@ def test_impostor_with_server_name_in_command_line_is_never_signalled(
     # Like an editor open on the server's log: it has the name in its command line and started
     # before the PID file was written.
     impostor = spawn(  # type: ignore[operator]
-        [sys.executable, "-c", "import time; time.sleep(120)", "toy", "start", "--foreground",
-         str(lifecycle.log_file)]
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+            "toy",
+            "start",
+            "--foreground",
+            str(lifecycle.log_file),
+        ]
     )
     time.sleep(0.1)
     lifecycle.cache_root.mkdir(mode=0o700)
@@ -417,13 +432,12 @@ def test_foreground_start_runs_in_this_process_and_stops_on_sigterm(lifecycle: L
 
 def test_launch_as_python_dash_m(lifecycle: Lifecycle) -> None:
     lifecycle.launcher = [sys.executable, "-m", "tests.servers.toy_server"]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    env_path = {"PYTHONPATH": root}
-    started = lifecycle.run("start", **env_path)
+    lifecycle.set_env(PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    started = lifecycle.run("start")
     assert started.code == 0, started.err
     cmdline = psutil.Process(lifecycle.pid()).cmdline()
     assert cmdline[1:3] == ["-m", "tests.servers.toy_server"]
-    assert lifecycle.run("stop", **env_path).code == 0
+    assert lifecycle.run("stop").code == 0
 
 
 def test_usage_errors_exit_5_not_2(lifecycle: Lifecycle) -> None:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up .venv if needed, then run the linters and the whole test suite with coverage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+ruff check src tests
+ruff format --check src tests
+mypy
+rm -f .coverage .coverage.*
+pytest --cov --cov-report=term-missing --cov-fail-under=90 "$@"
