@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -29,20 +30,20 @@ class SignalHandler:
         self.received: list[int] = []
         self._previous: dict[int, _Handler] = {}
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+    def _shutdown(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
-        if signum == signal.SIGHUP:
-            if self.on_reload is not None:
-                self.on_reload()
-            return
         self.on_shutdown()
 
+    def _reload(self, on_reload: Callable[[], None], signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        on_reload()
+
     def install(self) -> SignalHandler:
-        signums = list(self.SHUTDOWN_SIGNALS)
+        for signum in self.SHUTDOWN_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._shutdown)
         if self.on_reload is not None:
-            signums.append(signal.SIGHUP)
-        for signum in signums:
-            self._previous[signum] = signal.signal(signum, self._handle)
+            reload = functools.partial(self._reload, self.on_reload)
+            self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
         return self
 
     def restore(self) -> None:

@@ -35,6 +35,8 @@ def run() -> None:
         raise RuntimeError("boom: the database is unreachable")
     if MODE == "exit_early":
         return
+    if MODE == "exit_call":
+        sys.exit(4)
     if MODE == "never_ready":
         threading.Event().wait()
     if MODE == "ignore_term":
@@ -46,10 +48,13 @@ def run() -> None:
     if MODE == "slow_ready":
         time.sleep(float(os.environ.get("TOY_READY_DELAY", "0.5")))
     notify_ready()
+    notify_ready()  # a second call is harmless
     threading.Event().wait()
 
 
 def on_reload(settings: MCPServerSettings) -> None:
+    if os.environ.get("TOY_RELOAD_FAIL"):
+        raise RuntimeError("reload hook exploded")
     with open(MARKS / "reloads.txt", "a") as handle:
         handle.write(f"{settings.log_level}\n")
 
