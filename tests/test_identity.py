@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mcp_lifecycle import is_process_alive, validate_pid_integrity
 from mcp_lifecycle.identity import boot_id, current_identity, mismatch_reason
 from mcp_lifecycle.pidfile import ServerLock, write_pid_file
@@ -75,3 +77,11 @@ def test_validate_pid_integrity(tmp_path: Path) -> None:
     ok, reason = validate_pid_integrity(os.getpid(), pid_path, "srv")
     assert not ok
     assert "does not hold the server's lock" in reason
+
+
+def test_boot_id_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_lifecycle.identity as identity
+
+    monkeypatch.setattr(identity, "_BOOT_ID_PATH", Path("/nonexistent/boot_id"))
+    assert identity.boot_id() is None
+    assert identity.current_identity().boot_id is None

@@ -178,3 +178,14 @@ def test_identity_record_parser_accepts(text: str) -> None:
 )
 def test_identity_record_parser_rejects(text: str) -> None:
     assert ProcessIdentity.from_json(text) is None
+
+
+def test_lock_record_unreadable_and_release_when_not_held(tmp_path: Path) -> None:
+    (tmp_path / "real").write_text('{"pid": 5}')
+    link = tmp_path / "s.lock"
+    link.symlink_to(tmp_path / "real")
+    assert read_lock_record(link) is None
+    lock = ServerLock(tmp_path / "other.lock")
+    lock.release()  # never acquired: nothing happens
+    assert not lock.held
+    StartLock(tmp_path / "s.start.lock").release()

@@ -101,9 +101,11 @@ def test_restart_starts_a_stopped_server_and_replaces_a_running_one(lifecycle: L
     first = lifecycle.run("restart")
     assert first.code == 0, first.err
     old = lifecycle.pid()
-    second = lifecycle.run("restart")
+    second = lifecycle.run("restart", "--json")
     assert second.code == 0, second.err
+    assert second.json()["stopped"]["pid"] == old
     new = lifecycle.pid()
+    assert second.json()["started"]["pid"] == new
     assert new != old
     assert gone(old)
     assert lifecycle.run("stop").code == 0
@@ -322,6 +324,9 @@ def test_server_crashing_at_start(lifecycle: Lifecycle) -> None:
     assert not lifecycle.pid_file.exists()
     assert lifecycle.run("status").code == 2
     assert lifecycle.snapshot()["state"] == "failed"
+    as_json = lifecycle.run("start", "--json")
+    assert as_json.code == 1
+    assert "boom" in as_json.json()["log_tail"]
 
 
 def test_server_returning_before_ready(lifecycle: Lifecycle) -> None:

@@ -104,3 +104,50 @@ def test_demo_sigterm_runs_cleanup(demo: Lifecycle) -> None:
     assert not demo.pid_file.exists()
     assert demo.snapshot()["state"] == "stopped"
     assert "Finished server process" in demo.log_file.read_text()
+
+
+def test_probe_of_a_server_that_does_not_speak_mcp(lifecycle: Lifecycle) -> None:
+    # The toy server serves no HTTP at all: the handshake must fail cleanly.
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()))
+    assert lifecycle.run("start").code == 0
+    result = lifecycle.run("health", "--probe", "--json")
+    assert result.code == 4
+    checks = {check["name"]: check for check in result.json()["checks"]}
+    assert checks["mcp"]["ok"] is False
+    assert "failed" in checks["mcp"]["detail"]
+    assert lifecycle.run("stop").code == 0
+
+
+def test_repeated_sigterm_during_shutdown(demo: Lifecycle) -> None:
+    assert demo.run("start").code == 0
+    pid = demo.pid()
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    assert wait_for(lambda: gone(pid))
+    assert not demo.pid_file.exists()
+    assert demo.snapshot()["state"] == "stopped"
+
+
+def test_call_command_errors(demo: Lifecycle) -> None:
+    bad = demo.run("call", "add", "{not json")
+    assert bad.code == 5
+    assert "not JSON" in bad.err
+    down = demo.run("call", "add", '{"a": 1, "b": 2}')
+    assert down.code == 1
+    assert "is the server running?" in down.err
+
+
+def test_http_handler_needs_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_lifecycle import MCPServerSettings
+    from mcp_lifecycle.demo.tools import build_server
+    from mcp_lifecycle.errors import ServerFailed
+    from mcp_lifecycle.mcp_http import streamable_http_handler
+    from mcp_lifecycle.runtime import ServerRuntime
+    from mcp_lifecycle.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MCP_SERVER_PORT", raising=False)
+    settings = load_settings(MCPServerSettings, "noport", {"cache_root": tmp_path / "c"})
+    with pytest.raises(ServerFailed, match="needs a port"):
+        ServerRuntime(settings, streamable_http_handler(build_server)).run()
