@@ -97,14 +97,16 @@ def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("health_ttl_seconds: 0\n", "health_ttl_seconds=0 from settings/srv.yaml"),
+        ("health_ttl_seconds: 0\n", "health_ttl_seconds=0 from settings/srv.yaml line 1"),
+        ("# comment\nport: 0\n", "port=0 from settings/srv.yaml line 2"),
         ("log_level: LOUD\n", "log_level='LOUD'"),
         ("port: 70000\n", "port=70000"),
         ("stale_pid_action: sometimes\n", "stale_pid_action"),
         ("health_ttl_secs: 5\n", "did you mean 'health_ttl_seconds'?"),
-        ("heartbeat_seconds: 90\n", "must be shorter than health_ttl_seconds"),
+        ("heartbeat_seconds: 31\n", "must be at most half of health_ttl_seconds"),
         ("http_path: mcp\n", "must start with '/'"),
-        ("a: [\n", "cannot read settings"),
+        ("port: 1\nhost: [\n", "settings/srv.yaml line 3: not valid YAML"),
+        ("- 1\n- 2\n", "must hold `setting: value` lines, not a list"),
     ],
 )
 def test_bad_values_name_field_value_and_source(in_tmp: Path, yaml_text: str, message: str) -> None:
@@ -119,8 +121,12 @@ def test_bad_env_and_flag_name_their_source(in_tmp: Path, monkeypatch: pytest.Mo
     with pytest.raises(ConfigurationError, match="environment variable MCP_SERVER_PORT"):
         load_settings(MCPServerSettings, "srv")
     monkeypatch.delenv("MCP_SERVER_PORT")
-    with pytest.raises(ConfigurationError, match="a command-line flag"):
+    with pytest.raises(ConfigurationError, match="from flag --set log_level"):
         load_settings(MCPServerSettings, "srv", {"log_level": "LOUD"})
+    with pytest.raises(ConfigurationError, match="from flag --log-level"):
+        load_settings(
+            MCPServerSettings, "srv", {"log_level": "LOUD"}, None, {"log_level": "--log-level"}
+        )
 
 
 def test_subclass_fields_layer_too(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:

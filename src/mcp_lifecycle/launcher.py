@@ -6,7 +6,6 @@ Nothing here signals a process before proving it is our server (see `state` and 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -31,12 +30,11 @@ from mcp_lifecycle.files import ensure_cache_root, remove_quietly
 from mcp_lifecycle.identity import mismatch_reason
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import StartLock, remove_pid_file
-from mcp_lifecycle.runtime import FAILED_PREFIX, READY_FD_ENV, READY_MESSAGE
+from mcp_lifecycle.runtime import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.settings import MCPServerSettings
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
 from mcp_lifecycle.state import Condition, ServerState, inspect_server
 
-OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
 _LOG_TAIL_LINES = 20
 _KILL_GRACE_SECONDS = 2.0
 
@@ -90,11 +88,12 @@ def _remove_stale(paths: ServerPaths, state: ServerState) -> None:
 def start_detached(
     settings: MCPServerSettings,
     command: list[str],
-    overrides: dict[str, object],
+    env: dict[str, str],
     timeout: float,
     force: bool = False,
 ) -> StartResult:
-    """Spawn `command` (which runs the server in the foreground) and return once it is READY."""
+    """Spawn `command` (which runs the server in the foreground, with `env` added to ours) and
+    return once it is READY."""
     paths = paths_for(settings)
     ensure_cache_root(paths.cache_root)
     start_lock = StartLock(paths.start_lock)
@@ -104,7 +103,7 @@ def start_detached(
         )
     try:
         note = clear_for_start(paths, settings.stale_pid_action, force)
-        result = _spawn_and_wait(settings, paths, command, overrides, timeout)
+        result = _spawn_and_wait(settings, paths, command, env, timeout)
         return StartResult(result.pid, result.url, result.log_path, note)
     finally:
         start_lock.release()
@@ -129,7 +128,7 @@ def _spawn_and_wait(
     settings: MCPServerSettings,
     paths: ServerPaths,
     command: list[str],
-    overrides: dict[str, object],
+    extra_env: dict[str, str],
     timeout: float,
 ) -> StartResult:
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
@@ -138,11 +137,7 @@ def _spawn_and_wait(
     )
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
-    env = {
-        **os.environ,
-        READY_FD_ENV: str(write_fd),
-        OVERRIDES_ENV: json.dumps(overrides, default=str),
-    }
+    env = {**os.environ, **extra_env, READY_FD_ENV: str(write_fd), LOG_ENV: str(paths.log)}
     try:
         proc = subprocess.Popen(
             command,

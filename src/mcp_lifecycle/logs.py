@@ -1,4 +1,4 @@
-"""configure_logging: stdlib logging, optionally JSON lines and a size-rotated file."""
+"""configure_logging: stdlib logging, optionally JSON lines and size-rotated files."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 LOGGER_NAME = "mcp_lifecycle"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _MARK = "_mcp_lifecycle_handler"
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "server"}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, pid, and any extra fields."""
+    """One JSON object a line: time, level, logger, message, server, pid, and extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -24,6 +25,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "server": getattr(record, "server", None),
             "pid": record.process,
         }
         for key, value in vars(record).items():
@@ -34,6 +36,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class _ServerName(logging.Filter):
+    def __init__(self, server_name: str | None) -> None:
+        super().__init__()
+        self.server_name = server_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.server = self.server_name
+        return True
+
+
+class OutputLogHandler(logging.handlers.RotatingFileHandler):
+    """Logs to the file this process's stdout and stderr point at (a detached server's log),
+    and after each rotation points them at the new file, so prints and crashes rotate too."""
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        if self.stream is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(self.stream.fileno(), 1)
+            os.dup2(self.stream.fileno(), 2)
+
+
 def configure_logging(
     level: str = "INFO",
     log_file: Path | str | None = None,
@@ -41,11 +66,14 @@ def configure_logging(
     *,
     max_bytes: int = 10_485_760,
     backup_count: int = 3,
+    server_name: str | None = None,
+    output_log: Path | str | None = None,
 ) -> logging.Logger:
-    """Configure the root logger (stderr, plus `log_file` rotated by size) and return ours.
+    """Configure the root logger and return the library's logger.
 
-    Calling it again replaces the handlers it installed before, so reloads do not duplicate
-    output.
+    Logs go to stderr, or, with `output_log`, to that file (which stdout and stderr already
+    point at) rotated by size; `log_file` adds a size-rotated file. Calling it again replaces
+    the handlers it installed before, so reloads do not duplicate output.
     """
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
@@ -56,17 +84,27 @@ def configure_logging(
         if json_format
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s")
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = []
+    if output_log is not None:
+        handlers.append(
+            OutputLogHandler(
+                output_log, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+            )
+        )
+    else:
+        handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
         path = Path(log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+            )
         )
         os.chmod(path, 0o600)
-        handlers.append(file_handler)
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(_ServerName(server_name))
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(level.upper())

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
+# The file a detached server's stdout and stderr point at; its logging rotates it.
+LOG_ENV = "MCP_LIFECYCLE_LOG"
 READY_MESSAGE = "READY"
 FAILED_PREFIX = "FAILED"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import difflib
 import os
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -22,11 +22,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from mcp_lifecycle.config_sources import ENV_PREFIX, Source, YamlFile, source_of
 from mcp_lifecycle.errors import ConfigurationError
+from mcp_lifecycle.logs import LOG_LEVELS
 
-ENV_PREFIX = "MCP_SERVER_"
 SETTINGS_DIR = Path("settings")
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 # Which YAML files and code defaults apply to the settings being built right now; a context
 # variable because pydantic-settings builds sources from the class, not the instance.
@@ -85,14 +85,17 @@ class MCPServerSettings(BaseSettings):
             raise ValueError("must start with '/'")
         return value
 
-    @model_validator(mode="after")
-    def _heartbeat_under_ttl(self) -> MCPServerSettings:
-        if self.heartbeat_seconds is not None and self.heartbeat_seconds >= self.health_ttl_seconds:
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _heartbeat_under_ttl(cls, value: float | None, info: ValidationInfo) -> float | None:
+        ttl = info.data.get("health_ttl_seconds")
+        # At most half the TTL, so one late heartbeat never makes a live server look stale.
+        if value is not None and ttl is not None and value > ttl / 2:
             raise ValueError(
-                f"heartbeat_seconds ({self.heartbeat_seconds:g}) must be shorter than "
-                f"health_ttl_seconds ({self.health_ttl_seconds:g})"
+                f"must be at most half of health_ttl_seconds ({ttl:g}), so one late "
+                "heartbeat does not make a live server look stale"
             )
-        return self
+        return value
 
     @property
     def resolved_cache_root(self) -> Path:
@@ -133,69 +136,75 @@ def yaml_files_for(server_name: str, settings_dir: Path = SETTINGS_DIR) -> tuple
     return (settings_dir / "local.yaml", settings_dir / f"{server_name}.yaml")
 
 
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings together with the layers they were resolved from."""
+
+    settings: MCPServerSettings
+    flags: dict[str, str]
+    yaml_files: tuple[YamlFile, ...]
+    code_defaults: dict[str, Any]
+
+    def source(self, name: str) -> Source:
+        return source_of(name, self.flags, self.yaml_files, self.code_defaults)
+
+
 def load_settings(
     settings_cls: type[MCPServerSettings],
     server_name: str,
     overrides: dict[str, Any] | None = None,
     code_defaults: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
 ) -> MCPServerSettings:
     """Resolve every layer; ConfigurationError names the field, the bad value and its source."""
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    yaml_files = yaml_files_for(server_name)
-    yaml_token = _yaml_files.set(yaml_files)
-    code_token = _code_defaults.set(dict(code_defaults or {}))
+    return resolve_settings(
+        settings_cls, server_name, overrides, code_defaults, flag_names
+    ).settings
+
+
+def resolve_settings(
+    settings_cls: type[MCPServerSettings],
+    server_name: str,
+    overrides: dict[str, Any] | None = None,
+    code_defaults: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
+) -> ResolvedSettings:
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    flags = {name: (flag_names or {}).get(name, f"--set {name}") for name in values}
+    code = dict(code_defaults or {})
+    yaml_files = tuple(YamlFile.read(path) for path in yaml_files_for(server_name))
+    yaml_token = _yaml_files.set(tuple(f.path for f in yaml_files))
+    code_token = _code_defaults.set(code)
     try:
-        return settings_cls(**{**flags, "server_name": server_name})
+        settings = settings_cls(**{**values, "server_name": server_name})
     except ValidationError as exc:
         raise ConfigurationError(
-            _describe(exc, settings_cls, flags, yaml_files),
+            _describe(exc, settings_cls, flags, yaml_files, code),
             hint="fix the value, or run `config` to see where each setting comes from",
         ) from None
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # unreadable or malformed YAML
-        raise ConfigurationError(f"cannot read settings: {exc}") from None
     finally:
         _yaml_files.reset(yaml_token)
         _code_defaults.reset(code_token)
+    return ResolvedSettings(settings, flags, yaml_files, code)
 
 
 def _describe(
     exc: ValidationError,
     settings_cls: type[MCPServerSettings],
-    flags: dict[str, Any],
-    yaml_files: tuple[Path, ...],
+    flags: dict[str, str],
+    yaml_files: tuple[YamlFile, ...],
+    code: dict[str, Any],
 ) -> str:
     messages = []
     for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else ""
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        where = source_of(name, flags, yaml_files, code)
         if error["type"] == "extra_forbidden":
             close = difflib.get_close_matches(name, list(settings_cls.model_fields), n=1)
             suggestion = f"; did you mean {close[0]!r}?" if close else ""
-            messages.append(
-                f"unknown setting {name!r} ({_source(name, flags, yaml_files)}){suggestion}"
-            )
+            messages.append(f"unknown setting {name!r} in {where}{suggestion}")
             continue
-        where = _source(name, flags, yaml_files) if name else "settings"
         value = error.get("input")
-        shown = f"={value!r}" if name and not isinstance(value, dict) else ""
-        messages.append(f"invalid setting {name or '(model)'}{shown} from {where}: {error['msg']}")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        messages.append(f"invalid setting {name}={value!r} from {where}: {message}")
     return "; ".join(messages)
-
-
-def _source(name: str, flags: dict[str, Any], yaml_files: tuple[Path, ...]) -> str:
-    if name in flags:
-        return "a command-line flag"
-    variable = f"{ENV_PREFIX}{name.upper()}"
-    if variable in os.environ:
-        return f"environment variable {variable}"
-    for path in yaml_files:
-        if _yaml_has_key(path, name):
-            return str(path)
-    return "the defaults"
-
-
-def _yaml_has_key(path: Path, name: str) -> bool:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and name in data

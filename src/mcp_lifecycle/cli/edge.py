@@ -1,0 +1,148 @@
+"""What every command shares: options, the flags that override settings, and the mapping of
+domain exceptions to a one-line message and an exit code (never a traceback)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from mcp_lifecycle.errors import LifecycleError, ServerFailed
+from mcp_lifecycle.exit_codes import ExitCode
+
+logger = logging.getLogger("mcp_lifecycle.cli")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.1, help="Seconds to wait (default: from settings)."),
+]
+NoKillOption = Annotated[
+    bool, typer.Option("--no-kill", help="Never SIGKILL; exit 7 if it does not stop.")
+]
+
+_CLICK_USAGE_EXIT = 2
+
+
+class LifecycleGroup(TyperGroup):
+    """Usage errors exit 5 (CONFIGURATION_ERROR), never 2: scripts read 2 as "not running"."""
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except TyperException as exc:
+            _remap_usage_error(exc)
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TyperException as exc:
+            _remap_usage_error(exc)
+            raise
+
+
+def _remap_usage_error(exc: TyperException) -> None:
+    # Typer's usage errors (unknown option, bad value, missing argument) carry Click's exit 2.
+    if exc.exit_code == _CLICK_USAGE_EXIT:
+        exc.exit_code = int(ExitCode.CONFIGURATION_ERROR)
+
+
+@dataclass
+class Overrides:
+    """Settings given as flags: the values, and which flag gave each (for messages)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: Any, flag: str) -> None:
+        self.values[name] = value
+        self.flags[name] = flag
+
+    def to_json(self) -> str:
+        return json.dumps({"values": self.values, "flags": self.flags}, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Overrides:
+        data = json.loads(text or "{}")
+        return cls(dict(data.get("values", {})), dict(data.get("flags", {})))
+
+    def merged(self, other: Overrides) -> Overrides:
+        return Overrides({**self.values, **other.values}, {**self.flags, **other.flags})
+
+
+def overrides(ctx: Any) -> Overrides:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Overrides) else Overrides()
+
+
+def edge(fn: F) -> F:
+    """Map domain exceptions to a one-line message and their exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except LifecycleError as exc:
+            tail = exc.log_tail if isinstance(exc, ServerFailed) else ""
+            fail(exc.message, exc.hint, int(exc.exit_code), as_json, tail)
+        except KeyboardInterrupt:
+            fail("interrupted", None, int(ExitCode.GENERAL_ERROR), as_json)
+        except Exception as exc:
+            logger.debug("unexpected error", exc_info=True)
+            fail(
+                f"unexpected {type(exc).__name__}: {exc}",
+                "run again with -v for details, and report it if it persists",
+                int(ExitCode.GENERAL_ERROR),
+                as_json,
+            )
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
+    if as_json:
+        payload: dict[str, Any] = {"error": message, "exit_code": code}
+        if hint:
+            payload["hint"] = hint
+        if tail:
+            payload["log_tail"] = tail
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(f"{typer.style('Error:', fg='red', bold=True)} {message}", err=True)
+        if tail:
+            typer.echo("Last lines of the server log:", err=True)
+            for line in tail.splitlines():
+                typer.echo(f"  | {line}", err=True)
+        if hint:
+            typer.echo(f"{typer.style('Hint:', fg='yellow')} {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def good(text: str) -> str:
+    return typer.style(text, fg="green")
+
+
+def bad(text: str) -> str:
+    return typer.style(text, fg="red", bold=True)
+
+
+def warn(text: str) -> str:
+    return typer.style(text, fg="yellow")

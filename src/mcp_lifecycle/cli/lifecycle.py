@@ -1,0 +1,329 @@
+"""start, stop, restart, status, health: parse, call one domain function, render the result."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mcp_lifecycle.cli.edge import (
+    JsonOption,
+    NoKillOption,
+    Overrides,
+    TimeoutOption,
+    bad,
+    echo_json,
+    edge,
+    good,
+    overrides,
+    warn,
+)
+from mcp_lifecycle.errors import ConfigurationError, NotRunning, StalePid
+from mcp_lifecycle.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
+    from mcp_lifecycle.health import StatusReport
+    from mcp_lifecycle.settings import MCPServerSettings
+
+logger = logging.getLogger("mcp_lifecycle.cli")
+
+OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
+
+
+class LifecycleCommands:
+    def __init__(self, factory: MCPServerCLIFactory) -> None:
+        self.factory = factory
+
+    def settings(self, ctx: typer.Context) -> MCPServerSettings:
+        return self.factory.resolve_settings(overrides(ctx)).settings
+
+    def register(self, app: typer.Typer) -> None:
+        name = self.factory.server_name
+        app.command(
+            "start",
+            help="Start the server, detached, and wait until it is ready.\n\n"
+            f"Example: {name} start --timeout 20",
+        )(edge(self.start))
+        app.command(
+            "stop",
+            help="Stop the server: verify it is ours, SIGTERM, wait, then SIGKILL.\n\n"
+            f"Example: {name} stop --timeout 5",
+        )(edge(self.stop))
+        app.command(
+            "restart",
+            help=f"Stop the server if it runs, then start it.\n\nExample: {name} restart",
+        )(edge(self.restart))
+        app.command(
+            "status",
+            help="Is the server running, ours, and is its health snapshot fresh?\n\n"
+            "Exit 0 running, 2 not running, 4 snapshot stale, 8 stale PID file.\n\n"
+            f"Example: {name} status --json",
+        )(edge(self.status))
+        app.command(
+            "health",
+            help="Show the server's health; --probe checks it live (MCP handshake).\n\n"
+            f"Example: {name} health --probe",
+        )(edge(self.health))
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        ctx: typer.Context,
+        force: Annotated[
+            bool, typer.Option("--force", help="Start even if a stale PID file says otherwise.")
+        ] = False,
+        foreground: Annotated[
+            bool,
+            typer.Option("--foreground", help="Run in this process (systemd, containers)."),
+        ] = False,
+        timeout: TimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        if foreground:
+            self._run_foreground(ctx, force)
+            return
+        from mcp_lifecycle.launcher import start_detached
+
+        settings = self.settings(ctx)
+        self._require_handler()
+        result = start_detached(
+            settings,
+            _python_command(ctx),
+            {OVERRIDES_ENV: overrides(ctx).to_json()},
+            timeout or settings.startup_timeout_seconds,
+            force,
+        )
+        if as_json:
+            echo_json(
+                {
+                    "pid": result.pid,
+                    "url": result.url,
+                    "log_file": str(result.log_path),
+                    "note": result.stale_note,
+                }
+            )
+            return
+        if result.stale_note:
+            typer.echo(f"{warn('Note:')} {result.stale_note}")
+        typer.echo(f"Started {settings.server_name} (PID {result.pid}); it is {good('ready')}.")
+        if result.url:
+            typer.echo(f"  URL: {result.url}")
+        typer.echo(f"  Log: {result.log_path}")
+        typer.echo(f"Next: `{ctx.find_root().info_name} status`, or `stop` to end it.")
+
+    def _require_handler(self) -> Callable[[], None]:
+        if self.factory.start_handler is None:
+            raise ConfigurationError(
+                f"{self.factory.server_name} has no start handler",
+                hint="pass start_handler= to MCPServerCLIFactory",
+            )
+        return self.factory.start_handler
+
+    def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
+        from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.launcher import clear_for_start, paths_for
+        from mcp_lifecycle.logs import configure_logging
+        from mcp_lifecycle.runtime import LOG_ENV, READY_FD_ENV, ServerRuntime
+
+        # A detached start hands over its flags, readiness pipe and log; they are ours alone,
+        # not for the server's own children.
+        flags = Overrides.from_json(os.environ.pop(OVERRIDES_ENV, "")).merged(overrides(ctx))
+        ready_fd_text = os.environ.pop(READY_FD_ENV, None)
+        detached_log = os.environ.pop(LOG_ENV, None)
+        settings = self.factory.resolve_settings(flags).settings
+        handler = self._require_handler()
+        configure_logging(
+            settings.log_level,
+            settings.log_file,
+            settings.json_logs,
+            max_bytes=settings.log_max_bytes,
+            backup_count=settings.log_backup_count,
+            server_name=settings.server_name,
+            output_log=detached_log,
+        )
+        if ready_fd_text is None:
+            # A detached start already did this under the start lock.
+            ensure_cache_root(settings.resolved_cache_root)
+            note = clear_for_start(paths_for(settings), settings.stale_pid_action, force)
+            if note:
+                logger.warning("%s", note)
+        runtime = ServerRuntime(
+            settings,
+            handler,
+            reload_settings=lambda: self.factory.resolve_settings(flags).settings,
+            reload_handler=self.factory.reload_handler,
+            ready_fd=int(ready_fd_text) if ready_fd_text else None,
+        )
+        runtime.run()
+
+    # -- stop and restart ----------------------------------------------------------------
+
+    def stop(
+        self,
+        ctx: typer.Context,
+        timeout: TimeoutOption = None,
+        no_kill: NoKillOption = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        from mcp_lifecycle.launcher import paths_for, stop_server
+
+        settings = self.settings(ctx)
+        result = stop_server(
+            paths_for(settings),
+            timeout or settings.stop_timeout_seconds,
+            kill=not no_kill,
+            stop_handler=self.factory.stop_handler,
+        )
+        if as_json:
+            echo_json(
+                {"pid": result.pid, "forced": result.forced, "seconds": round(result.seconds, 3)}
+            )
+            return
+        how = warn(" (killed: it did not stop in time)") if result.forced else ""
+        typer.echo(
+            f"Stopped {settings.server_name} (PID {result.pid}) in {result.seconds:.2f}s{how}."
+        )
+
+    def restart(
+        self,
+        ctx: typer.Context,
+        timeout: TimeoutOption = None,
+        no_kill: NoKillOption = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        from mcp_lifecycle.launcher import paths_for, start_detached, stop_server
+
+        settings = self.settings(ctx)
+        self._require_handler()
+        stopped: dict[str, Any]
+        try:
+            result = stop_server(
+                paths_for(settings),
+                timeout or settings.stop_timeout_seconds,
+                kill=not no_kill,
+                stop_handler=self.factory.stop_handler,
+            )
+            stopped = {"pid": result.pid, "forced": result.forced}
+        except (NotRunning, StalePid) as exc:
+            stopped = {"note": exc.message}
+        started = start_detached(
+            settings,
+            _python_command(ctx),
+            {OVERRIDES_ENV: overrides(ctx).to_json()},
+            timeout or settings.startup_timeout_seconds,
+        )
+        if as_json:
+            echo_json({"stopped": stopped, "started": {"pid": started.pid, "url": started.url}})
+            return
+        if "pid" in stopped:
+            typer.echo(f"Stopped {settings.server_name} (PID {stopped['pid']}).")
+        else:
+            typer.echo(f"{warn('Note:')} {stopped['note']}")
+        typer.echo(f"Started {settings.server_name} (PID {started.pid}); it is {good('ready')}.")
+        if started.url:
+            typer.echo(f"  URL: {started.url}")
+
+    # -- status and health ---------------------------------------------------------------
+
+    def status(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+        from mcp_lifecycle.health import server_status
+
+        settings = self.settings(ctx)
+        report, _ = server_status(settings)
+        code = status_code(report.condition, report.snapshot_fresh)
+        if as_json:
+            echo_json({**report.as_dict(), "exit_code": int(code)})
+        else:
+            typer.echo(status_text(report))
+        raise typer.Exit(int(code))
+
+    def health(
+        self,
+        ctx: typer.Context,
+        probe: Annotated[
+            bool, typer.Option("--probe", help="Run live checks now (MCP handshake, probes).")
+        ] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        from mcp_lifecycle.health import health_from_snapshot, probe_health
+
+        settings = self.settings(ctx)
+        report = (
+            probe_health(settings, self.factory.probes) if probe else health_from_snapshot(settings)
+        )
+        status = report.status
+        if not status.running:
+            code = status_code(status.condition, False)
+        else:
+            code = ExitCode.SUCCESS if report.healthy else ExitCode.HEALTH_CHECK_FAILED
+        if as_json:
+            echo_json({**report.as_dict(), "exit_code": int(code)})
+            raise typer.Exit(int(code))
+        typer.echo(status_text(status))
+        for check in report.checks:
+            mark = good("ok  ") if check.ok else bad("FAIL")
+            typer.echo(f"  [{mark}] {check.name}: {check.detail}")
+        if status.running:
+            verdict = good("healthy") if report.healthy else bad("UNHEALTHY")
+            typer.echo(f"{settings.server_name} is {verdict}.")
+            if not probe and not report.checks:
+                typer.echo("Run `health --probe` for live checks.")
+        raise typer.Exit(int(code))
+
+
+def _start_subcommand(ctx: Any) -> list[str]:
+    """The argv that reaches our `start` from the root, wherever the author mounted us."""
+    names: list[str] = []
+    current = ctx
+    while current is not None and current.parent is not None:
+        names.append(current.info_name or "")
+        current = current.parent
+    names.reverse()
+    return [*names[:-1], "start", "--foreground"]
+
+
+def _python_command(ctx: Any) -> list[str]:
+    from mcp_lifecycle.launcher import python_command
+
+    return python_command(sys.argv[0], _start_subcommand(ctx))
+
+
+def status_code(condition: str, fresh: bool) -> ExitCode:
+    if condition == "not running":
+        return ExitCode.SERVER_NOT_RUNNING
+    if condition in ("stale", "unverified"):
+        return ExitCode.STALE_PID
+    return ExitCode.SUCCESS if fresh else ExitCode.HEALTH_CHECK_FAILED
+
+
+def status_text(report: StatusReport) -> str:
+    name = report.server
+    if report.condition == "not running":
+        return f"{name} is not running. Start it with `start`."
+    if report.condition == "stale":
+        return (
+            f"{name} is not running, but a stale PID file remains: {report.reason}. "
+            "`start` cleans it up."
+        )
+    if report.condition == "unverified":
+        return f"{name}: {report.reason}. Nothing will be signalled."
+    age = report.snapshot_age_seconds
+    age_text = "no snapshot" if age is None else f"snapshot {age:.1f}s old"
+    state = report.state or "unknown"
+    lines = [f"{name} is {good('running')} (PID {report.pid}, state {state}, {age_text})."]
+    if report.url:
+        lines.append(f"  URL: {report.url}")
+    if not report.snapshot_fresh:
+        lines.append(
+            warn(
+                f"  The health snapshot is stale (older than {report.ttl_seconds:g}s): "
+                "the server may be hung."
+            )
+        )
+    return "\n".join(lines)

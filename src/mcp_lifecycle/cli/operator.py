@@ -1,0 +1,129 @@
+"""config, doctor, version, logs: the operator's commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mcp_lifecycle.cli.edge import JsonOption, bad, echo_json, edge, good, overrides, warn
+from mcp_lifecycle.errors import NotRunning
+from mcp_lifecycle.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
+
+
+class OperatorCommands:
+    def __init__(self, factory: MCPServerCLIFactory) -> None:
+        self.factory = factory
+
+    def register(self, app: typer.Typer) -> None:
+        name = self.factory.server_name
+        app.command(
+            "config",
+            help="Show every effective setting and where its value came from.\n\n"
+            f"Example: {name} config --json",
+        )(edge(self.config))
+        app.command(
+            "doctor",
+            help="Check settings, files, permissions, the port and dependencies; say how to "
+            f"fix what is wrong.\n\nExit 0 unless a check is an error.\n\nExample: {name} doctor",
+        )(edge(self.doctor))
+        app.command(
+            "version",
+            help=f"Show the versions of the server, mcp-lifecycle and the MCP SDK."
+            f"\n\nExample: {name} version --json",
+        )(edge(self.version))
+        app.command(
+            "logs",
+            help="Show the detached server's log; --follow keeps printing new lines.\n\n"
+            f"Example: {name} logs --lines 100 --follow",
+        )(edge(self.logs))
+
+    def config(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+        resolved = self.factory.resolve_settings(overrides(ctx))
+        settings = resolved.settings
+        rows = {}
+        for name in type(settings).model_fields:
+            source = resolved.source(name)
+            rows[name] = {
+                "value": getattr(settings, name),
+                "source": source.kind,
+                "from": str(source),
+            }
+        rows["cache_root"]["effective"] = str(settings.resolved_cache_root)
+        rows["heartbeat_seconds"]["effective"] = settings.heartbeat_interval
+        if as_json:
+            echo_json({"server": settings.server_name, "settings": rows})
+            return
+        width = max(len(name) for name in rows)
+        for name, row in rows.items():
+            value = row.get("effective", row["value"])
+            shown = "(none)" if value is None else value
+            typer.echo(f"{name:<{width}}  {shown}  {typer.style('# ' + row['from'], dim=True)}")
+
+    def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+        from mcp_lifecycle.doctor import ERROR, OK, diagnose
+
+        flags = overrides(ctx)
+        findings = diagnose(lambda: self.factory.resolve_settings(flags).settings)
+        failed = any(finding.level == ERROR for finding in findings)
+        code = ExitCode.GENERAL_ERROR if failed else ExitCode.SUCCESS
+        if as_json:
+            echo_json(
+                {"ok": not failed, "checks": [f.as_dict() for f in findings], "exit_code": code}
+            )
+            raise typer.Exit(int(code))
+        for finding in findings:
+            mark = {OK: good("ok   "), ERROR: bad("error")}.get(finding.level, warn("warn "))
+            typer.echo(f"[{mark}] {finding.check}: {finding.detail}")
+            if finding.fix and finding.level != OK:
+                typer.echo(f"        fix: {finding.fix}")
+        typer.echo(bad("Some checks failed.") if failed else good("No problems found."))
+        raise typer.Exit(int(code))
+
+    def version(self, as_json: JsonOption = False) -> None:
+        from mcp_lifecycle.doctor import versions
+
+        found = versions()
+        server = self.factory.server_version or found.get(self.factory.server_name)
+        data = {
+            "server": self.factory.server_name,
+            "server_version": server,
+            "mcp_lifecycle": found["mcp-lifecycle"],
+            "mcp_sdk": found["mcp"],
+            "python": found["python"],
+        }
+        if as_json:
+            echo_json(data)
+            return
+        typer.echo(f"{self.factory.server_name} {server or '(version unknown)'}")
+        typer.echo(f"mcp-lifecycle {found['mcp-lifecycle']}")
+        typer.echo(f"mcp (SDK) {found['mcp'] or 'not installed'}")
+        typer.echo(f"python {found['python']}")
+
+    def logs(
+        self,
+        ctx: typer.Context,
+        lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many lines.")] = 50,
+        follow: Annotated[
+            bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")
+        ] = False,
+    ) -> None:
+        from mcp_lifecycle.logtail import follow as follow_log
+        from mcp_lifecycle.logtail import last_lines
+        from mcp_lifecycle.paths import ServerPaths
+
+        settings = self.factory.resolve_settings(overrides(ctx)).settings
+        path = ServerPaths(settings.server_name, settings.resolved_cache_root).log
+        if not path.exists():
+            raise NotRunning(f"no log at {path}", hint="the log is written by a detached `start`")
+        for line in last_lines(path, lines):
+            typer.echo(line)
+        if follow:
+            try:
+                for line in follow_log(path):
+                    typer.echo(line)
+            except KeyboardInterrupt:
+                return

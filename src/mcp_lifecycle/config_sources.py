@@ -1,0 +1,108 @@
+"""Where each setting's value comes from: a flag, a variable, a YAML file and line, code, or the
+defaults. Used for error messages and by the `config` command."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcp_lifecycle.errors import ConfigurationError
+
+ENV_PREFIX = "MCP_SERVER_"
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "flag", "env", "yaml", "code" or "default"
+    detail: str  # e.g. "--port", "MCP_SERVER_PORT", "settings/local.yaml line 3"
+
+    def __str__(self) -> str:
+        if self.kind == "env":
+            return f"environment variable {self.detail}"
+        if self.kind == "flag":
+            return f"flag {self.detail}"
+        return self.detail
+
+
+DEFAULT = Source("default", "the defaults")
+CODE = Source("code", "the server's code")
+
+
+@dataclass(frozen=True)
+class YamlFile:
+    """One settings file, read once: its values and the line of each key."""
+
+    path: Path
+    values: dict[str, Any]
+    lines: dict[str, int]
+
+    @classmethod
+    def read(cls, path: Path) -> YamlFile:
+        """Missing file: empty. Broken YAML or a non-mapping: ConfigurationError with the line."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path, {}, {})
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigurationError(
+                f"{where}: not valid YAML ({problem})", hint="fix the YAML syntax there"
+            ) from None
+        if values is None:
+            return cls(path, {}, {})
+        if not isinstance(values, dict) or not isinstance(node, yaml.MappingNode):
+            raise ConfigurationError(
+                f"{path} must hold `setting: value` lines, not a {type(values).__name__}",
+                hint="see the README for an example settings file",
+            )
+        lines = {
+            str(key.value): key.start_mark.line + 1
+            for key, _ in node.value
+            if isinstance(key, yaml.ScalarNode)
+        }
+        return cls(path, {str(k): v for k, v in values.items()}, lines)
+
+    def source(self, name: str) -> Source:
+        line = self.lines.get(name)
+        return Source("yaml", f"{self.path} line {line}" if line else str(self.path))
+
+
+def env_variable(name: str) -> str | None:
+    """The environment variable that sets `name`, if one does (matched case-insensitively,
+    as pydantic-settings does)."""
+    wanted = f"{ENV_PREFIX}{name}".upper()
+    for key in os.environ:
+        if key.upper() == wanted:
+            return key
+    return None
+
+
+def source_of(
+    name: str,
+    flags: dict[str, str],
+    yaml_files: tuple[YamlFile, ...],
+    code_defaults: dict[str, Any],
+) -> Source:
+    """The highest layer that sets `name`. `flags` maps a field to the flag that set it."""
+    if name in flags:
+        return Source("flag", flags[name])
+    variable = env_variable(name)
+    if variable is not None:
+        return Source("env", variable)
+    for yaml_file in yaml_files:
+        if name in yaml_file.values:
+            return yaml_file.source(name)
+    if name in code_defaults:
+        return CODE
+    return DEFAULT

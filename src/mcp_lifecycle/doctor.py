@@ -1,0 +1,181 @@
+"""`doctor`: the checks a person would otherwise do by hand, each with its fix."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
+from mcp_lifecycle.files import validate_cache_ownership
+from mcp_lifecycle.paths import ServerPaths
+from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.state import Condition, ServerState, inspect_server
+
+OK, WARN, ERROR = "ok", "warn", "error"
+DEPENDENCIES = ("mcp", "typer", "pydantic", "pydantic-settings", "psutil", "uvicorn", "PyYAML")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str  # ok, warn or error
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the library and what it runs on, without importing any of them."""
+    found: dict[str, str | None] = {"mcp-lifecycle": _version("mcp-lifecycle")}
+    for name in DEPENDENCIES:
+        found[name] = _version(name)
+    found["python"] = ".".join(map(str, sys.version_info[:3]))
+    return found
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def diagnose(load: Callable[[], MCPServerSettings]) -> list[Finding]:
+    try:
+        settings = load()
+    except ConfigurationError as exc:
+        return [Finding("settings", ERROR, exc.message, exc.hint or ""), *_dependencies()]
+    findings = [Finding("settings", OK, "all settings are valid")]
+    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+    cache = _cache_root(paths.cache_root)
+    findings.append(cache)
+    state: ServerState | None = None
+    if cache.level != ERROR:
+        state, finding = _server_files(paths)
+        findings.append(finding)
+    if settings.port is not None:
+        findings.append(_port(settings, state))
+    findings.append(_log_file(paths.log, "server log"))
+    if settings.log_file is not None:
+        findings.append(_log_file(settings.log_file, "log_file"))
+    findings.extend(_dependencies())
+    return findings
+
+
+def _cache_root(root: Path) -> Finding:
+    if not os.path.lexists(root):
+        return Finding("cache root", OK, f"{root} will be created (mode 700) on the first start")
+    try:
+        validate_cache_ownership(root)
+    except InsecurePathError as exc:
+        return Finding("cache root", ERROR, exc.message, exc.hint or "")
+    mode = stat.S_IMODE(os.stat(root).st_mode)
+    if mode & 0o077:
+        return Finding(
+            "cache root",
+            WARN,
+            f"{root} is readable by others (mode {mode:03o})",
+            f"run `chmod 700 {root}`",
+        )
+    return Finding("cache root", OK, f"{root} is yours and private")
+
+
+def _server_files(paths: ServerPaths) -> tuple[ServerState | None, Finding]:
+    try:
+        state = inspect_server(paths)
+    except InsecurePathError as exc:
+        return None, Finding("PID file", ERROR, exc.message, exc.hint or "")
+    if state.condition is Condition.RUNNING:
+        return state, Finding("PID file", OK, f"the server runs as PID {state.pid}")
+    if state.condition is Condition.NOT_RUNNING:
+        return state, Finding("PID file", OK, "the server is not running; no PID file")
+    if state.condition is Condition.STALE:
+        return state, Finding(
+            "PID file", WARN, state.reason, "`start` removes it, or remove it yourself"
+        )
+    return state, Finding(
+        "PID file", ERROR, state.reason, f"find the lock's holder with `fuser {paths.lock}`"
+    )
+
+
+def _port(settings: MCPServerSettings, state: ServerState | None) -> Finding:
+    port = settings.port
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((settings.host, port or 0))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return Finding("port", ERROR, f"cannot bind {settings.host}:{port}: {exc}")
+        else:
+            return Finding("port", OK, f"{settings.host}:{port} is free")
+    holder = _listener(port or 0)
+    ours = state is not None and state.running and holder is not None
+    if ours and holder is not None and state is not None and state.pid is not None:
+        try:
+            ours = os.getpgid(holder) == os.getpgid(state.pid)
+        except ProcessLookupError:
+            ours = False
+    if ours:
+        return Finding("port", OK, f"{settings.host}:{port} is served by this server")
+    who = f"PID {holder} ({_process_name(holder)})" if holder else "another process"
+    return Finding(
+        "port",
+        ERROR,
+        f"{settings.host}:{port} is in use by {who}",
+        "stop it, or choose another port (--port or MCP_SERVER_PORT)",
+    )
+
+
+def _listener(port: int) -> int | None:
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return "unknown"
+
+
+def _log_file(path: Path, what: str) -> Finding:
+    target = path if path.exists() else path.parent
+    if not target.exists():
+        return Finding(what, OK, f"{path} will be created")
+    if os.access(target, os.W_OK):
+        return Finding(what, OK, f"{path} is writable")
+    return Finding(what, ERROR, f"{path} is not writable", f"check the permissions of {target}")
+
+
+def _dependencies() -> list[Finding]:
+    found = versions()
+    missing = [name for name in DEPENDENCIES if found[name] is None]
+    listed = ", ".join(f"{name} {found[name]}" for name in DEPENDENCIES if found[name])
+    if missing:
+        return [
+            Finding(
+                "dependencies",
+                ERROR,
+                f"missing: {', '.join(missing)}",
+                f"pip install {' '.join(missing)}",
+            )
+        ]
+    return [Finding("dependencies", OK, f"python {found['python']}, {listed}")]
