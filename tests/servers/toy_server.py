@@ -5,6 +5,7 @@ Run as `python toy_server.py <command>`, the way an author's script is run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -31,6 +32,11 @@ def _spawn_child(ignore_term: bool) -> None:
 
 
 def run() -> None:
+    (MARKS / "settings.json").write_text(current_runtime().settings.model_dump_json())
+    if MODE == "chatty":
+        for index in range(int(os.environ.get("TOY_LINES", "200"))):
+            logging.getLogger("toy").warning("line %05d %s", index, "x" * 60)
+            print(f"print {index:05d}", flush=True)
     if MODE == "crash":
         raise RuntimeError("boom: the database is unreachable")
     if MODE == "exit_early":

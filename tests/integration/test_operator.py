@@ -1,0 +1,180 @@
+"""Configuration layers end to end, and the operator's commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from tests.conftest import Lifecycle, free_port, wait_for
+
+
+def _settings_dir(lifecycle: Lifecycle) -> Any:
+    path = lifecycle.marks / "settings"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def test_config_names_the_source_of_every_value(lifecycle: Lifecycle) -> None:
+    settings = _settings_dir(lifecycle)
+    (settings / "toy.yaml").write_text(
+        "# defaults for toy\nhost: 127.0.0.2\nprobe_timeout_seconds: 3\n"
+    )
+    (settings / "local.yaml").write_text("probe_timeout_seconds: 4\n")
+    result = lifecycle.run("--port", "9001", "config", "--json", MCP_SERVER_LOG_LEVEL="debug")
+    assert result.code == 0, result.err
+    rows = result.json()["settings"]
+    assert rows["port"] == {"value": 9001, "source": "flag", "from": "flag --port"}
+    assert rows["log_level"]["value"] == "DEBUG"
+    assert rows["log_level"]["from"] == "environment variable MCP_SERVER_LOG_LEVEL"
+    assert rows["probe_timeout_seconds"]["value"] == 4
+    assert rows["probe_timeout_seconds"]["from"] == "settings/local.yaml line 1"
+    assert rows["host"]["from"] == "settings/toy.yaml line 2"
+    assert rows["stale_pid_action"]["source"] == "default"
+    assert rows["heartbeat_seconds"]["effective"] == 2.5  # a quarter of the TTL of 10
+    text = lifecycle.run("config")
+    assert "# settings/toy.yaml line 2" in text.out
+
+
+def test_bad_values_exit_5_with_one_line_and_touch_nothing(lifecycle: Lifecycle) -> None:
+    settings = _settings_dir(lifecycle)
+    (settings / "toy.yaml").write_text("probe_timeout_seconds: -1\n")
+    before = {p.name: p.read_bytes() for p in settings.iterdir()}
+    for command in ("start", "stop", "status", "health", "config", "restart"):
+        result = lifecycle.run(command)
+        assert result.code == 5, (command, result)
+        first = result.err.splitlines()[0]
+        assert "probe_timeout_seconds=-1 from settings/toy.yaml line 1" in first
+    assert {p.name: p.read_bytes() for p in settings.iterdir()} == before
+    assert not lifecycle.cache_root.exists(), "nothing is created from a bad configuration"
+    broken = lifecycle.run("status", MCP_SERVER_PORT="eighty")
+    assert broken.code == 5
+
+
+def test_unknown_yaml_key_suggests_the_closest(lifecycle: Lifecycle) -> None:
+    (_settings_dir(lifecycle) / "local.yaml").write_text("heartbeat_second: 1\n")
+    result = lifecycle.run("status")
+    assert result.code == 5
+    assert "unknown setting 'heartbeat_second' in settings/local.yaml line 1" in result.err
+    assert "did you mean 'heartbeat_seconds'?" in result.err
+
+
+def test_broken_yaml_names_file_and_line(lifecycle: Lifecycle) -> None:
+    (_settings_dir(lifecycle) / "toy.yaml").write_text("port: 1\nhost: 'unclosed\n")
+    result = lifecycle.run("status")
+    assert result.code == 5
+    assert "settings/toy.yaml line" in result.err
+    assert "not valid YAML" in result.err
+
+
+def test_set_flag_rejects_garbage(lifecycle: Lifecycle) -> None:
+    assert lifecycle.run("--set", "no-equals-sign", "status").code == 5
+    unknown = lifecycle.run("--set", "colour=blue", "status")
+    assert unknown.code == 5
+    assert "unknown setting 'colour' in flag --set colour" in unknown.err
+
+
+def test_detached_server_runs_on_the_settings_start_resolved(lifecycle: Lifecycle) -> None:
+    port = free_port()
+    result = lifecycle.run("--port", str(port), "--set", "probe_timeout_seconds=7", "-v", "start")
+    assert result.code == 0, result.err
+    seen = json.loads((lifecycle.marks / "settings.json").read_text())
+    assert seen["port"] == port
+    assert seen["probe_timeout_seconds"] == 7
+    assert seen["log_level"] == "DEBUG"
+    # A reload keeps the flags: they are still the highest layer.
+    (_settings_dir(lifecycle) / "toy.yaml").write_text(
+        "probe_timeout_seconds: 9\nlog_level: INFO\n"
+    )
+    os.kill(lifecycle.pid(), signal.SIGHUP)
+    reloads = lifecycle.marks / "reloads.txt"
+    assert wait_for(lambda: reloads.exists())
+    assert reloads.read_text().strip() == "DEBUG"
+    assert lifecycle.run("stop").code == 0
+
+
+def test_json_logs_carry_the_server_name(lifecycle: Lifecycle) -> None:
+    assert lifecycle.run("--json-logs", "start").code == 0
+    assert lifecycle.run("stop").code == 0
+    records = [json.loads(line) for line in lifecycle.log_file.read_text().splitlines()]
+    assert records
+    assert {record["server"] for record in records} == {"toy"}
+    assert any(record["message"].startswith("starting toy") for record in records)
+
+
+def test_detached_log_rotates_with_prints_and_logging(lifecycle: Lifecycle) -> None:
+    lifecycle.set_env(TOY_MODE="chatty", TOY_LINES="400")
+    assert (
+        lifecycle.run(
+            "start", MCP_SERVER_LOG_MAX_BYTES="4096", MCP_SERVER_LOG_BACKUP_COUNT="50"
+        ).code
+        == 0
+    )
+    assert lifecycle.run("stop").code == 0
+    files = sorted(lifecycle.cache_root.glob("toy.log*"))
+    assert len(files) > 5
+    text = "".join(path.read_text() for path in files)
+    for index in range(400):
+        assert f"line {index:05d}" in text
+        assert f"print {index:05d}" in text
+    assert all(path.stat().st_size < 4096 * 2 for path in files)
+
+
+def test_doctor_on_a_clean_machine_and_with_problems(lifecycle: Lifecycle, spawn: Any) -> None:
+    port = free_port()
+    clean = lifecycle.run("--port", str(port), "doctor", "--json")
+    assert clean.code == 0, clean.out
+    checks = {c["check"]: c for c in clean.json()["checks"]}
+    assert {"settings", "cache root", "port", "server log", "dependencies"} <= set(checks)
+    assert checks["port"]["level"] == "ok"
+
+    assert lifecycle.run("--port", str(port), "start").code == 0
+    running = lifecycle.run("--port", str(port), "doctor", "--json").json()
+    assert {c["check"]: c["level"] for c in running["checks"]}["PID file"] == "ok"
+    assert lifecycle.run("stop").code == 0
+
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", port))
+        stranger.listen()
+        busy = lifecycle.run("--port", str(port), "doctor")
+    assert busy.code == 1
+    assert f"127.0.0.1:{port} is in use by PID {os.getpid()}" in busy.out
+    assert "fix: stop it, or choose another port" in busy.out
+
+    lifecycle.pid_file.write_text("999999\n")
+    stale = lifecycle.run("doctor", "--json").json()
+    assert {c["check"]: c["level"] for c in stale["checks"]}["PID file"] == "warn"
+
+    os.chmod(lifecycle.cache_root, 0o777)
+    insecure = lifecycle.run("doctor")
+    assert insecure.code == 1
+    assert "writable by others" in insecure.out
+    os.chmod(lifecycle.cache_root, 0o700)
+
+    (_settings_dir(lifecycle) / "toy.yaml").write_text("port: 0\n")
+    invalid = lifecycle.run("doctor", "--json")
+    assert invalid.code == 1
+    assert invalid.json()["checks"][0]["level"] == "error"
+
+
+def test_version(lifecycle: Lifecycle) -> None:
+    result = lifecycle.run("version", "--json")
+    assert result.code == 0
+    data = result.json()
+    assert data["mcp_lifecycle"] == "0.1.0"
+    assert data["mcp_sdk"].startswith("2.")
+    assert data["python"].startswith(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert "mcp-lifecycle 0.1.0" in lifecycle.run("version").out
+
+
+def test_logs_shows_the_tail(lifecycle: Lifecycle) -> None:
+    assert lifecycle.run("logs").code == 2
+    assert lifecycle.run("start").code == 0
+    assert lifecycle.run("stop").code == 0
+    result = lifecycle.run("logs", "--lines", "1")
+    assert result.code == 0
+    assert result.out.strip().endswith("toy stopped")
+    assert len(result.out.strip().splitlines()) == 1

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from mcp_lifecycle.logtail import follow, last_lines
+
+
+def test_last_lines(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    assert last_lines(path, 3) == ["line 99997", "line 99998", "line 99999"]
+    assert last_lines(path, 0) == []
+    short = tmp_path / "short"
+    short.write_text("only\n")
+    assert last_lines(short, 10) == ["only"]
+
+
+def test_follow_survives_rotation_and_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "server.log"
+    path.write_text("old line\n")
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def reader() -> None:
+        for line in follow(path, stop.is_set, interval=0.01):
+            seen.append(line)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.1)
+    with open(path, "a") as handle:
+        handle.write("one\ntwo\n")
+    time.sleep(0.1)
+    os.replace(path, tmp_path / "server.log.1")
+    with open(tmp_path / "server.log.1", "a") as handle:
+        handle.write("three, written to the old file after rotation\n")
+    time.sleep(0.05)
+    path.write_text("four\n")
+    time.sleep(0.1)
+    path.write_text("")  # truncated
+    time.sleep(0.05)
+    with open(path, "a") as handle:
+        handle.write("five\n")
+    assert wait(lambda: "five" in seen)
+    stop.set()
+    thread.join(timeout=5)
+    assert seen[:2] == ["one", "two"]
+    assert "old line" not in seen
+    assert "four" in seen
+    assert seen[-1] == "five"
+
+
+def wait(predicate: object, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.01)
+    return False
