@@ -45,8 +45,15 @@ def processes_with_token(token: str) -> list[psutil.Process]:
     return found
 
 
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def kill_processes_with_token(token: str) -> list[int]:
-    procs = [p for p in processes_with_token(token) if p.status() != psutil.STATUS_ZOMBIE]
+    procs = [p for p in processes_with_token(token) if _running(p)]
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()

@@ -38,8 +38,17 @@ def test_mismatch_reasons() -> None:
     assert mismatch_reason(me.pid, me) is None
     assert mismatch_reason(me.pid, None) == "no server holds the lock for it"
     assert "held by PID" in (mismatch_reason(me.pid, dataclasses.replace(me, pid=1)) or "")
-    reused = dataclasses.replace(me, create_time=me.create_time - 100)
+    assert me.start_ticks is not None
+    reused = dataclasses.replace(me, start_ticks=me.start_ticks - 1)
     assert "reused" in (mismatch_reason(me.pid, reused) or "")
+    # Without start ticks (no /proc), the start time decides, to a tolerance.
+    no_ticks = dataclasses.replace(me, start_ticks=None)
+    assert mismatch_reason(me.pid, no_ticks) is None
+    old = dataclasses.replace(no_ticks, create_time=me.create_time - 100)
+    assert "reused" in (mismatch_reason(me.pid, old) or "")
+    # A wall-clock step moves create_time, but the start ticks still prove identity.
+    stepped = dataclasses.replace(me, create_time=me.create_time + 5)
+    assert mismatch_reason(me.pid, stepped) is None
     rebooted = dataclasses.replace(me, boot_id="another-boot")
     if boot_id() is not None:
         assert "earlier boot" in (mismatch_reason(me.pid, rebooted) or "")

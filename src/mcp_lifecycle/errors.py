@@ -66,3 +66,19 @@ class CorruptFile(LifecycleError):
     """A file of ours holds something we cannot parse (handled as stale by callers)."""
 
     exit_code = ExitCode.STALE_PID
+
+
+def error_for_exit_code(code: int, message: str, hint: str | None = None) -> LifecycleError:
+    """Rebuild an error reported by another process (the server, over the readiness pipe)."""
+    for cls in (
+        AlreadyRunning,
+        ConfigurationError,
+        InsecurePathError,
+        StartTimeout,
+        StalePid,
+        NotRunning,
+        HealthCheckFailed,
+    ):
+        if int(cls.exit_code) == code:
+            return cls(message, hint)
+    return ServerFailed(message, hint)

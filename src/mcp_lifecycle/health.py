@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.settings import MCPServerSettings
 from mcp_lifecycle.snapshot import (
@@ -118,15 +119,16 @@ def health_from_snapshot(settings: MCPServerSettings) -> HealthReport:
     report = HealthReport(status=status)
     probe = snapshot.probe
     if status.running and probe and isinstance(probe.get("checks"), list):
-        report.checked_at = probe.get("checked_at")
-        age = time.time() - float(probe.get("checked_epoch", 0) or 0)
+        checked_at = probe.get("checked_at")
+        report.checked_at = checked_at if isinstance(checked_at, str) else None
+        age = time.time() - _number(probe.get("checked_epoch"))
         if age <= settings.health_ttl_seconds:
             report.checks = [
                 Check(
                     name=str(item.get("name", "?")),
-                    ok=bool(item.get("ok")),
+                    ok=item.get("ok") is True,
                     detail=str(item.get("detail", "")),
-                    duration_ms=float(item.get("duration_ms", 0.0) or 0.0),
+                    duration_ms=_number(item.get("duration_ms")),
                 )
                 for item in probe["checks"]
                 if isinstance(item, dict)
@@ -152,6 +154,13 @@ def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> He
         report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]
     _record(settings, status.pid, report)
     return report
+
+
+def _number(value: object) -> float:
+    """A number from a file someone else may have written; 0 for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
 
 
 def _run_probe(probe: Probe) -> tuple[bool, str]:
@@ -185,5 +194,5 @@ def _record(settings: MCPServerSettings, pid: int | None, report: HealthReport) 
         }
 
     # On failure the live result is still reported; only the record is lost.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, LifecycleError):
         update_runtime_health(paths.snapshot, mutate)

@@ -13,10 +13,29 @@ from pathlib import Path
 
 import psutil
 
-# psutil derives create_time from clock ticks since boot: the same process always reads the
-# same value, but allow for float rounding.
+# Where /proc is missing, psutil's create_time stands in for the start ticks; it moves with
+# wall-clock steps, so it only needs to match to this tolerance.
 _CREATE_TIME_TOLERANCE = 0.05
 _BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+
+    Unlike psutil's create_time (ticks plus the boot time in wall-clock seconds), it never
+    changes when the wall clock is stepped, so (pid, start ticks, boot id) names one process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: count fields after the last ')'.
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
 
 
 def boot_id() -> str | None:
@@ -32,6 +51,7 @@ class ProcessIdentity:
     create_time: float
     boot_id: str | None
     uid: int
+    start_ticks: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -45,14 +65,16 @@ class ProcessIdentity:
             return None
         if not isinstance(data, dict):
             return None
-        pid, create_time, boot, uid = (
+        pid, create_time, boot, uid, ticks = (
             data.get("pid"),
             data.get("create_time"),
             data.get("boot_id"),
             data.get("uid"),
+            data.get("start_ticks"),
         )
         if (
-            type(pid) is not int
+            not (ticks is None or type(ticks) is int)
+            or type(pid) is not int
             or pid <= 0
             or type(uid) is not int
             or not isinstance(create_time, int | float)
@@ -60,7 +82,9 @@ class ProcessIdentity:
             or not (boot is None or isinstance(boot, str))
         ):
             return None
-        return cls(pid=pid, create_time=float(create_time), boot_id=boot, uid=uid)
+        return cls(
+            pid=pid, create_time=float(create_time), boot_id=boot, uid=uid, start_ticks=ticks
+        )
 
 
 def current_identity() -> ProcessIdentity:
@@ -72,7 +96,11 @@ def identity_of(pid: int) -> ProcessIdentity:
     proc = psutil.Process(pid)
     with proc.oneshot():
         return ProcessIdentity(
-            pid=pid, create_time=proc.create_time(), boot_id=boot_id(), uid=proc.uids().real
+            pid=pid,
+            create_time=proc.create_time(),
+            boot_id=boot_id(),
+            uid=proc.uids().real,
+            start_ticks=start_ticks(pid),
         )
 
 
@@ -97,13 +125,19 @@ def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
         return "no server holds the lock for it"
     if record.pid != pid:
         return f"the server's lock is held by PID {record.pid}, not {pid}"
+    if not is_process_alive(pid):
+        return "the process is gone"
     try:
         actual = identity_of(pid)
     except psutil.NoSuchProcess:
         return "the process is gone"
     if record.boot_id and actual.boot_id and record.boot_id != actual.boot_id:
         return "the record is from an earlier boot"
-    if abs(actual.create_time - record.create_time) > _CREATE_TIME_TOLERANCE:
+    if record.start_ticks is not None and actual.start_ticks is not None:
+        same_start = record.start_ticks == actual.start_ticks
+    else:
+        same_start = abs(actual.create_time - record.create_time) <= _CREATE_TIME_TOLERANCE
+    if not same_start:
         return "it started at a different time than our server did (the PID was reused)"
     if actual.uid != os.getuid():
         return f"it runs as uid {actual.uid}, not as you (uid {os.getuid()})"

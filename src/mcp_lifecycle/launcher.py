@@ -6,6 +6,7 @@ Nothing here signals a process before proving it is our server (see `state` and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -20,16 +21,20 @@ import psutil
 
 from mcp_lifecycle.errors import (
     AlreadyRunning,
+    ConfigurationError,
+    InsecurePathError,
+    LifecycleError,
     NotRunning,
     ServerFailed,
     StalePid,
     StartTimeout,
     StopTimeout,
+    error_for_exit_code,
 )
-from mcp_lifecycle.files import ensure_cache_root, remove_quietly
-from mcp_lifecycle.identity import mismatch_reason
-from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.pidfile import StartLock, remove_pid_file
+from mcp_lifecycle.files import ensure_cache_root, read_no_follow, refuse_symlink
+from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
+from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
+from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
 from mcp_lifecycle.runtime import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.settings import MCPServerSettings
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
@@ -60,6 +65,7 @@ def paths_for(settings: MCPServerSettings) -> ServerPaths:
 
 def clear_for_start(paths: ServerPaths, stale_pid_action: str, force: bool) -> str | None:
     """Refuse if a server runs; deal with a stale PID file. Returns a note for the person."""
+    _refuse_shared_cache_root(paths)
     state = inspect_server(paths)
     if state.condition in (Condition.RUNNING, Condition.UNVERIFIED):
         where = f" (PID {state.pid})" if state.pid else ""
@@ -78,11 +84,28 @@ def clear_for_start(paths: ServerPaths, stale_pid_action: str, force: bool) -> s
     return None
 
 
+def _refuse_shared_cache_root(paths: ServerPaths) -> None:
+    """Two servers in one cache root would overwrite each other's snapshot."""
+    for lock in paths.cache_root.glob("*.lock"):
+        name = lock.name.removesuffix(".lock")
+        if name.endswith(".start") or lock.name.startswith(SNAPSHOT_NAME):
+            continue
+        if name != paths.server_name and lock_is_held(lock):
+            raise ConfigurationError(
+                f"the cache root {paths.cache_root} is in use by the running server {name!r}",
+                hint="give each server its own cache_root",
+            )
+
+
 def _remove_stale(paths: ServerPaths, state: ServerState) -> None:
     if state.pid_file_pid is not None:
         remove_pid_file(paths.pid, state.pid_file_pid)
-    else:
-        remove_quietly(paths.pid)  # corrupt, and no server holds the lock: nobody's file
+        return
+    # A corrupt file: remove it only if it still holds what was judged, so a PID file that a
+    # racing server has just written survives.
+    with contextlib.suppress(OSError, LifecycleError):
+        if read_no_follow(paths.pid, 4096) == state.pid_file_bytes:
+            os.unlink(paths.pid)
 
 
 def start_detached(
@@ -116,12 +139,26 @@ def _rotate_log(path: Path, max_bytes: int, backups: int) -> None:
     except FileNotFoundError:
         return
     if backups == 0:
-        remove_quietly(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         return
     for index in range(backups - 1, 0, -1):
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{path}.{index}", f"{path}.{index + 1}")
     os.replace(path, f"{path}.1")
+
+
+def _open_log(path: Path) -> int:
+    try:
+        return os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InsecurePathError(
+                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
+            ) from None
+        raise
 
 
 def _spawn_and_wait(
@@ -131,10 +168,9 @@ def _spawn_and_wait(
     extra_env: dict[str, str],
     timeout: float,
 ) -> StartResult:
+    refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
-    log_fd = os.open(
-        paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-    )
+    log_fd = _open_log(paths.log)
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
     env = {**os.environ, **extra_env, READY_FD_ENV: str(write_fd), LOG_ENV: str(paths.log)}
@@ -156,31 +192,51 @@ def _spawn_and_wait(
         os.close(log_fd)
     try:
         message = _read_ready(read_fd, timeout)
+    except BaseException:
+        _kill_spawned(proc, paths)  # Ctrl-C while waiting: take back what we started
+        raise
     finally:
         os.close(read_fd)
     if message == READY_MESSAGE:
         return StartResult(proc.pid, settings.url, paths.log)
+    # Not ready: nothing we started may survive, and no PID file may stay behind.
+    exited = _wait_exit(proc, 0 if message is None else _KILL_GRACE_SECONDS)
+    _kill_spawned(proc, paths)
+    tail = _log_tail(paths.log, log_offset)
     if message is None:
-        _kill_spawned(proc, paths)
         raise StartTimeout(
             f"{settings.server_name} was not ready within {timeout:g}s; stopped it",
             hint=f"see the log {paths.log}, or raise --timeout",
-            log_tail=_log_tail(paths.log, log_offset),
+            log_tail=tail,
         )
-    try:
-        code = proc.wait(timeout=_KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        _kill_spawned(proc, paths)
-        code = proc.returncode
-    _, _, detail = message.partition(" ")
-    exit_code, _, reason = detail.partition(" ")
-    if message.startswith(FAILED_PREFIX) and exit_code == "3":
-        raise AlreadyRunning(reason or f"{settings.server_name} is already running")
-    if not reason:
-        reason = f"the server exited with code {code} before it was ready"
+    prefix, _, detail = message.partition(" ")
+    code_text, _, reason = detail.partition(" ")
+    reason, _, hint = reason.partition("\t")
+    if prefix == FAILED_PREFIX and code_text.isdigit() and reason:
+        error = error_for_exit_code(
+            int(code_text), reason, hint=hint or f"see the log {paths.log}"
+        )
+        if isinstance(error, ServerFailed):
+            error.log_tail = tail
+        raise error
+    how = f"exited with code {proc.returncode}" if exited else "closed its readiness pipe"
     raise ServerFailed(
-        reason, hint=f"see the log {paths.log}", log_tail=_log_tail(paths.log, log_offset)
+        f"the server {how} before it was ready", hint=f"see the log {paths.log}", log_tail=tail
     )
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for the child to exit without reaping it (its PID, and so its process group ID,
+    stays ours until `_kill_spawned` reaps it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None:
+            proc.returncode = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 def _read_ready(fd: int, timeout: float) -> str | None:
@@ -202,17 +258,18 @@ def _read_ready(fd: int, timeout: float) -> str | None:
 
 
 def _kill_spawned(proc: subprocess.Popen[bytes], paths: ServerPaths) -> None:
-    """Stop a server this command spawned and has not reaped (so its PID cannot be reused)."""
-    if proc.poll() is None:
+    """Stop a server this command spawned, with its whole process group.
+
+    The leader is reaped only at the end: until then its PID, and so the group ID, cannot be
+    reused, and `killpg` can reach no stranger.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    if not _wait_group(proc.pid, time.monotonic() + _KILL_GRACE_SECONDS):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=_KILL_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    _kill_group_leftovers(proc.pid)
+            os.killpg(proc.pid, signal.SIGKILL)
+        _wait_group(proc.pid, time.monotonic() + _KILL_GRACE_SECONDS)
+    proc.wait()
     remove_pid_file(paths.pid, proc.pid)
 
 
@@ -253,25 +310,19 @@ def stop_server(
         )
     pid = state.pid
     began = time.monotonic()
+    target = _Verified(pid, state.identity)
     try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        raise NotRunning(f"{paths.server_name} is not running (it just exited)") from None
-    try:
-        # The pidfd pins the process: once its identity checks out, no signal through it can
-        # reach a recycled PID.
-        reason = mismatch_reason(pid, state.identity)
-        if reason is not None:
-            raise StalePid(f"refusing to signal PID {pid}: {reason}")
-        group = _is_group_leader(pid)
+        # A detached server leads its own session: its children go with it. Any other
+        # server (foreground, under a shell) shares a group with strangers: signal it alone.
+        group = _leads_session(pid)
         if stop_handler is not None:
             stop_handler(pid)
         elif group:
             os.killpg(pid, signal.SIGTERM)
         else:
-            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            target.send(signal.SIGTERM)
         deadline = began + timeout
-        exited = _wait_pidfd(pidfd, deadline) and (not group or _wait_group(pid, deadline))
+        exited = target.wait(deadline) and (not group or _wait_group(pid, deadline))
         forced = False
         if not exited:
             if not kill:
@@ -284,28 +335,69 @@ def stop_server(
             if group:
                 _kill_group_leftovers(pid)
             with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            _wait_pidfd(pidfd, time.monotonic() + _KILL_GRACE_SECONDS)
+                target.send(signal.SIGKILL)
+            target.wait(time.monotonic() + _KILL_GRACE_SECONDS)
     finally:
-        os.close(pidfd)
+        target.close()
     if remove_pid_file(paths.pid, pid) or forced:
         _mark_stopped(paths, pid)
     return StopResult(pid=pid, forced=forced, seconds=time.monotonic() - began)
 
 
-def _is_group_leader(pid: int) -> bool:
+class _Verified:
+    """Our server's process, proven by identity, signalled through a pidfd where the kernel
+    has them: once the pidfd is open and the identity checks out, no signal through it can
+    reach a recycled PID. Without pidfds (old kernels, some seccomp profiles) the identity is
+    checked again right before each signal."""
+
+    def __init__(self, pid: int, identity: ProcessIdentity | None) -> None:
+        self.pid = pid
+        self.identity = identity
+        self.pidfd: int | None = None
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise NotRunning(f"PID {pid} just exited") from None
+        except (OSError, AttributeError):
+            self.pidfd = None
+        self._verify()
+
+    def _verify(self) -> None:
+        reason = mismatch_reason(self.pid, self.identity)
+        if reason is not None:
+            self.close()
+            raise StalePid(f"refusing to signal PID {self.pid}: {reason}")
+
+    def send(self, signum: int) -> None:
+        if self.pidfd is not None:
+            signal.pidfd_send_signal(self.pidfd, signum)
+        else:
+            self._verify()
+            os.kill(self.pid, signum)
+
+    def wait(self, deadline: float) -> bool:
+        """True once the process has exited (a zombie counts: it will never run again)."""
+        if self.pidfd is not None:
+            poller = select.poll()
+            poller.register(self.pidfd, select.POLLIN)
+            return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+        while is_process_alive(self.pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _leads_session(pid: int) -> bool:
     try:
-        return os.getpgid(pid) == pid
+        return os.getsid(pid) == pid
     except ProcessLookupError:
         return False
-
-
-def _wait_pidfd(pidfd: int, deadline: float) -> bool:
-    """True once the process has exited (a zombie counts: it will never run again)."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    remaining = max(0.0, deadline - time.monotonic())
-    return bool(poller.poll(remaining * 1000))
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
@@ -330,7 +422,9 @@ def _wait_group(pgid: int, deadline: float) -> bool:
 
 def _kill_group_leftovers(pgid: int) -> None:
     """SIGKILL what is left of a process group of ours. A group ID cannot be reused while the
-    group has members, so this never reaches a stranger."""
+    group has members, so only a group with members is signalled."""
+    if not _group_members(pgid):
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + _KILL_GRACE_SECONDS
@@ -346,7 +440,7 @@ def _mark_stopped(paths: ServerPaths, pid: int) -> None:
             snapshot.watchers_running = False
             snapshot.touch()
 
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, LifecycleError):
         update_runtime_health(paths.snapshot, mutate)
 
 

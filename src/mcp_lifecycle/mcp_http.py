@@ -7,6 +7,7 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,9 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
             if force:
                 self.force_exit = True
 
+    # Bind first, ourselves: a port that is taken is then reported as exactly that, and an
+    # application that fails its start-up as that.
+    sock = _bind(settings.host, settings.port)
     app = server.streamable_http_app(streamable_http_path=settings.http_path, host=settings.host)
     config = uvicorn.Config(
         app,
@@ -78,14 +82,31 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     uvicorn_server = _Server(config)
     runtime.set_graceful_stop(uvicorn_server.request_stop)
     try:
-        asyncio.run(uvicorn_server.serve())
+        asyncio.run(uvicorn_server.serve(sockets=[sock]))
     except SystemExit:
         raise ServerFailed(
-            f"could not serve on {settings.host}:{settings.port} (is the port in use?)",
-            hint="choose another port (MCP_SERVER_PORT) or stop what holds it",
+            "the MCP application failed to start (its lifespan raised); see the log",
+            hint="the log shows the application's own error",
         ) from None
     finally:
         runtime.set_graceful_stop(None)
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServerFailed(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another port (--port or MCP_SERVER_PORT), or stop what holds it "
+            "(`doctor` names it)",
+        ) from None
+    return sock
 
 
 def probe_mcp(url: str, timeout: float) -> tuple[bool, str]:

@@ -144,6 +144,14 @@ class ServerLock:
         self._fd = fd
         return True
 
+    def forget(self) -> None:
+        """In a forked child: close our copy of the fd. The parent keeps the lock (flock locks
+        belong to the open file description, released only when its last fd closes)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
     def release(self) -> None:
         """Unlock by closing; the file is never deleted (deleting it would break exclusion)."""
         if self._fd is not None:

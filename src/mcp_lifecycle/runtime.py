@@ -33,6 +33,9 @@ READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
 LOG_ENV = "MCP_LIFECYCLE_LOG"
 READY_MESSAGE = "READY"
 FAILED_PREFIX = "FAILED"
+# Settings a running server cannot take up without a restart: they name its files and socket.
+RESTART_ONLY = ("server_name", "cache_root", "host", "port", "http_path")
+_CLEANUP_WRITE_WAIT_SECONDS = 5.0
 
 _current: ServerRuntime | None = None
 
@@ -50,6 +53,18 @@ def current_runtime() -> ServerRuntime:
             hint="start handlers are called by the factory's `start` command",
         )
     return _current
+
+
+def _after_fork_in_child() -> None:
+    # A child forked without exec (multiprocessing, os.fork) would share the lock's open file
+    # description and keep the server "running" after the server died. Closing its copy
+    # leaves the parent's lock held.
+    runtime = _current
+    if runtime is not None:
+        runtime.forget_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ServerRuntime:
@@ -70,10 +85,14 @@ class ServerRuntime:
         self._ready_fd = ready_fd
         if ready_fd is not None:
             os.set_inheritable(ready_fd, False)  # the server's own children must not hold it open
+        self._lock = ServerLock(self.paths.lock)
         self._graceful_stop: Callable[[bool], None] | None = None
         self._shutdown_signals = 0
+        self._in_handler = False
         self._cleaning = False
         self._state = "starting"
+        self._state_lock = threading.Lock()
+        self._pipe_lock = threading.Lock()
         self._started_at = utc_now_iso()
         self._last_reload_at: str | None = None
         self._wake = threading.Event()
@@ -91,24 +110,32 @@ class ServerRuntime:
         self._graceful_stop = stop
 
     def mark_ready(self) -> None:
-        if self._state != "starting":
-            return
-        self._state = "ready"
+        """Safe from any thread, any number of times; only the first call while starting counts."""
+        with self._state_lock:
+            if self._state != "starting":
+                return
+            self._state = "ready"
         self._write_snapshot()
         self._send_ready(READY_MESSAGE)
         readiness.sd_notify("READY=1")
         logger.info("server %s is ready (pid %d)", self.settings.server_name, os.getpid())
 
+    def forget_in_child(self) -> None:
+        """In a forked child: drop our copies of the lock and the readiness pipe."""
+        self._lock.forget()
+        self._pipe_lock = threading.Lock()  # a lock held at fork time would never be released
+        self._close_ready_fd()
+
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run the server until it stops. Raises AlreadyRunning or ServerFailed."""
+        """Run the server until it stops. Raises AlreadyRunning, ServerFailed, or the
+        LifecycleError the start handler raised."""
         global _current  # noqa: PLW0603
         ensure_cache_root(self.paths.cache_root)
-        lock = ServerLock(self.paths.lock)
-        if not lock.acquire():
+        if not self._lock.acquire():
             error = AlreadyRunning(f"{self.settings.server_name} is already running")
-            self._send_ready(f"{FAILED_PREFIX} {error.exit_code} {error.message}")
+            self._send_ready(f"{FAILED_PREFIX} {int(error.exit_code)} {error.message}")
             raise error
         _current = self
         readiness.set_ready_callback(self.mark_ready)
@@ -127,36 +154,50 @@ class ServerRuntime:
                 os.getpid(),
                 self.paths.cache_root,
             )
-            self._start_handler()
-            if self._state == "starting" and not self._shutdown_signals:
-                failure = ServerFailed("the start handler returned before the server was ready")
-        except ShutdownRequested:
-            pass
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure is reported, then re-raised
+            failure = self._call_start_handler()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, then re-raised
             failure = exc
         finally:
-            self._cleanup(lock, signals, failure)
+            self._cleanup(signals, failure)
         if failure is not None:
-            if isinstance(failure, ServerFailed):
+            if isinstance(failure, LifecycleError):
                 raise failure
             raise ServerFailed(f"the server failed: {_describe(failure)}") from failure
 
-    def _cleanup(
-        self, lock: ServerLock, signals: SignalHandler, failure: BaseException | None
-    ) -> None:
+    def _call_start_handler(self) -> BaseException | None:
+        if self._shutdown_signals:
+            return None  # asked to stop before the server even began
+        self._in_handler = True
+        try:
+            self._start_handler()
+        except ShutdownRequested:
+            return None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported by the caller
+            return exc
+        finally:
+            self._in_handler = False
+        if self._state == "starting" and not self._shutdown_signals:
+            return ServerFailed("the start handler returned before the server was ready")
+        return None
+
+    def _cleanup(self, signals: SignalHandler, failure: BaseException | None) -> None:
         global _current  # noqa: PLW0603
         # The signal handler stays installed until the end: a repeat SIGTERM during cleanup
         # only counts, instead of killing us half-way and losing the PID file removal.
         self._cleaning = True
         self._graceful_stop = None
         try:
+            with self._state_lock:
+                self._state = "failed" if failure is not None else "stopping"
             if failure is not None:
                 logger.error("server failed: %s", _describe(failure))
                 logger.debug("failure details", exc_info=failure)
-                self._state = "failed"
-                self._send_ready(f"{FAILED_PREFIX} 1 {_describe(failure)}")
+                code = failure.exit_code if isinstance(failure, LifecycleError) else 1
+                hint = failure.hint if isinstance(failure, LifecycleError) else None
+                self._send_ready(
+                    f"{FAILED_PREFIX} {int(code)} {_describe(failure)}\t{hint or ''}"
+                )
             else:
-                self._state = "stopping"
                 logger.info("stopping %s", self.settings.server_name)
             self._stop_heartbeat.set()
             self._wake.set()
@@ -165,13 +206,13 @@ class ServerRuntime:
             if failure is None:
                 self._state = "stopped"
             readiness.sd_notify("STOPPING=1")
-            self._write_snapshot(final=True)
+            self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
             remove_pid_file(self.paths.pid, os.getpid())
         finally:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
             _current = None
-            lock.release()
+            self._lock.release()
             signals.restore()
             logger.info("%s stopped", self.settings.server_name)
 
@@ -179,15 +220,22 @@ class ServerRuntime:
 
     def _on_shutdown_signal(self) -> None:
         self._shutdown_signals += 1
-        if self._state in ("starting", "ready"):
-            self._state = "stopping"
+        # Never block in a signal handler: the interrupted code may hold the state lock.
+        if self._state_lock.acquire(blocking=False):
+            try:
+                if self._state in ("starting", "ready"):
+                    self._state = "stopping"
+            finally:
+                self._state_lock.release()
         self._wake.set()
-        graceful = self._graceful_stop
         if self._cleaning:
             return  # cleanup is under way; a repeat signal must not interrupt it
+        graceful = self._graceful_stop
         if graceful is not None:
             graceful(self._shutdown_signals > 1)
-        elif self._shutdown_signals == 1:
+        elif self._in_handler and self._shutdown_signals == 1:
+            # Only inside the start handler: anywhere else the run is already heading for
+            # cleanup, and an exception there would skip it.
             raise ShutdownRequested
 
     def _on_reload_signal(self) -> None:
@@ -196,18 +244,33 @@ class ServerRuntime:
 
     # -- heartbeat thread --------------------------------------------------------------------
 
+    def _heartbeat_interval(self) -> float:
+        interval = self.settings.heartbeat_interval
+        watchdog = os.environ.get("WATCHDOG_USEC", "")
+        if watchdog.isdigit() and int(watchdog) > 0:
+            # systemd kills a service that misses its watchdog: ping at twice its rate.
+            interval = min(interval, int(watchdog) / 2_000_000)
+        return interval
+
     def _heartbeat_loop(self) -> None:
         while not self._stop_heartbeat.is_set():
-            self._wake.wait(timeout=self.settings.heartbeat_interval)
+            self._wake.wait(timeout=self._heartbeat_interval())
             self._wake.clear()
             if self._stop_heartbeat.is_set():
                 return
-            if self._reload_requested:
-                self._reload_requested = False
-                self._reload()
-            if self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
-                readiness.sd_notify("WATCHDOG=1")
-            self._write_snapshot()
+            try:
+                self._beat()
+            except Exception:
+                # A heartbeat that dies makes a live server look hung: log and go on.
+                logger.exception("heartbeat failed; retrying")
+
+    def _beat(self) -> None:
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload()
+        if self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
+            readiness.sd_notify("WATCHDOG=1")
+        self._write_snapshot()
 
     def _reload(self) -> None:
         if self._reload_settings is None:
@@ -218,6 +281,16 @@ class ServerRuntime:
         except ConfigurationError as exc:
             logger.error("reload failed, keeping the previous settings: %s", exc.message)
         else:
+            changed = [
+                name for name in RESTART_ONLY if getattr(new, name) != getattr(self.settings, name)
+            ]
+            if changed:
+                logger.warning(
+                    "ignoring changed %s until the next restart", ", ".join(sorted(changed))
+                )
+                new = new.model_copy(
+                    update={name: getattr(self.settings, name) for name in changed}
+                )
             set_level(new.log_level)
             self.settings = new
             if self._reload_handler is not None:
@@ -229,7 +302,7 @@ class ServerRuntime:
             logger.info("settings reloaded")
         readiness.sd_notify("READY=1")
 
-    def _write_snapshot(self, final: bool = False) -> None:
+    def _write_snapshot(self, final: bool = False, wait: float = -1) -> None:
         def mutate(snapshot: RuntimeHealthSnapshot) -> None:
             snapshot.orchestrator_pid = self._identity.pid
             snapshot.pid = self._identity.pid
@@ -246,27 +319,38 @@ class ServerRuntime:
                 snapshot.probe = None  # a probe of an earlier server says nothing about this one
             snapshot.touch()
 
-        with self._write_lock:
-            try:
-                update_runtime_health(self.paths.snapshot, mutate)
-            except (OSError, LifecycleError) as exc:
-                logger.warning("could not write the health snapshot (will retry): %s", exc)
+        if not self._write_lock.acquire(timeout=wait):
+            logger.warning("the health snapshot is busy; not written")
+            return
+        try:
+            update_runtime_health(self.paths.snapshot, mutate)
+        except (OSError, LifecycleError) as exc:
+            logger.warning("could not write the health snapshot (will retry): %s", exc)
+        finally:
+            self._write_lock.release()
 
     # -- readiness pipe ----------------------------------------------------------------------
 
+    def _take_ready_fd(self) -> int | None:
+        """Whoever takes the fd writes and closes it, exactly once, whatever the threads do."""
+        with self._pipe_lock:
+            fd, self._ready_fd = self._ready_fd, None
+        return fd
+
     def _send_ready(self, message: str) -> None:
-        fd = self._ready_fd
+        fd = self._take_ready_fd()
         if fd is None:
             return
         with contextlib.suppress(OSError):
-            os.write(fd, (message.replace("\n", " ") + "\n").encode())
-        self._close_ready_fd()
+            os.write(fd, (message.replace("\n", " ").rstrip("\t") + "\n").encode())
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     def _close_ready_fd(self) -> None:
-        if self._ready_fd is not None:
+        fd = self._take_ready_fd()
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.close(self._ready_fd)
-            self._ready_fd = None
+                os.close(fd)
 
 
 def _describe(exc: BaseException) -> str:

@@ -143,23 +143,49 @@ def write_runtime_health(path: Path, snapshot: RuntimeHealthSnapshot) -> None:
     atomic_write(Path(path), data)
 
 
+# Lock fds open right now; a child forked meanwhile closes its copies so that it cannot keep
+# the lock after this process lets go.
+_open_lock_fds: set[int] = set()
+os.register_at_fork(after_in_child=lambda: _close_all(_open_lock_fds))
+
+
+def _close_all(fds: set[int]) -> None:
+    for fd in list(fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
 @contextlib.contextmanager
-def _update_lock(path: Path) -> Iterator[None]:
+def _update_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Exclusive lock for a read-modify-write; TimeoutError if another holder keeps it longer
+    than `timeout` (a writer must never hang on a stuck reader)."""
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    _open_lock_fds.add(fd)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{lock_path} is held by another process") from None
+                time.sleep(0.01)
         yield
     finally:
+        _open_lock_fds.discard(fd)
         os.close(fd)
 
 
 def update_runtime_health(
-    path: Path, mutate: Callable[[RuntimeHealthSnapshot], None]
+    path: Path, mutate: Callable[[RuntimeHealthSnapshot], None], timeout: float = 2.0
 ) -> RuntimeHealthSnapshot:
     """Read, change and write the snapshot under a lock, so the heartbeat and a probe
-    recording its result never lose each other's fields."""
-    with _update_lock(path):
+    recording its result never lose each other's fields. Raises OSError (TimeoutError when
+    the lock stays busy for `timeout` seconds)."""
+    with _update_lock(Path(path), timeout):
         snapshot = load_runtime_health(path)
         mutate(snapshot)
         write_runtime_health(path, snapshot)

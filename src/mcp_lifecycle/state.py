@@ -6,14 +6,15 @@ lock means none does, whatever the PID file says.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from mcp_lifecycle.errors import CorruptFile
-from mcp_lifecycle.files import validate_cache_ownership
+from mcp_lifecycle.errors import CorruptFile, LifecycleError
+from mcp_lifecycle.files import read_no_follow, validate_cache_ownership
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import lock_is_held, read_lock_record, read_pid_file
@@ -37,7 +38,7 @@ class ServerState:
     identity: ProcessIdentity | None = None
     reason: str = ""
     pid_file_pid: int | None = None
-    pid_file_bytes_ok: bool = True
+    pid_file_bytes: bytes | None = None  # what a corrupt PID file held when judged
 
     @property
     def running(self) -> bool:
@@ -46,6 +47,7 @@ class ServerState:
 
 def inspect_server(paths: ServerPaths) -> ServerState:
     """Raises InsecurePathError for an unsafe cache root or a symlinked PID file; never signals."""
+    corrupt_bytes: bytes | None = None
     if not os.path.lexists(paths.cache_root):
         return ServerState(Condition.NOT_RUNNING)
     validate_cache_ownership(paths.cache_root)
@@ -54,13 +56,15 @@ def inspect_server(paths: ServerPaths) -> ServerState:
         file_pid = read_pid_file(paths.pid)
     except CorruptFile as exc:
         file_pid, corrupt = None, exc.message
+        with contextlib.suppress(OSError, LifecycleError):
+            corrupt_bytes = read_no_follow(paths.pid, 4096)
     if lock_is_held(paths.lock):
         return _held(paths, file_pid)
     if corrupt is not None:
         return ServerState(
             Condition.STALE,
             reason=f"{corrupt}, and no server holds the lock",
-            pid_file_bytes_ok=False,
+            pid_file_bytes=corrupt_bytes,
         )
     if file_pid is None:
         return ServerState(Condition.NOT_RUNNING)

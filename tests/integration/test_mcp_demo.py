@@ -92,7 +92,9 @@ def test_port_in_use_fails_start_with_a_clear_message(demo: Lifecycle) -> None:
         holder.listen()
         result = demo.run("start")
     assert result.code == 1
-    assert "is the port in use?" in result.err
+    port = demo.env["MCP_SERVER_PORT"]
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.err
+    assert "Hint: choose another port" in result.err
     assert not demo.pid_file.exists()
 
 
@@ -141,7 +143,7 @@ def test_call_command_errors(demo: Lifecycle) -> None:
 def test_http_handler_needs_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mcp_lifecycle import MCPServerSettings
     from mcp_lifecycle.demo.tools import build_server
-    from mcp_lifecycle.errors import ServerFailed
+    from mcp_lifecycle.errors import ConfigurationError
     from mcp_lifecycle.mcp_http import streamable_http_handler
     from mcp_lifecycle.runtime import ServerRuntime
     from mcp_lifecycle.settings import load_settings
@@ -149,5 +151,5 @@ def test_http_handler_needs_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MCP_SERVER_PORT", raising=False)
     settings = load_settings(MCPServerSettings, "noport", {"cache_root": tmp_path / "c"})
-    with pytest.raises(ServerFailed, match="needs a port"):
+    with pytest.raises(ConfigurationError, match="needs a port"):
         ServerRuntime(settings, streamable_http_handler(build_server)).run()

@@ -91,7 +91,7 @@ def test_detached_server_runs_on_the_settings_start_resolved(lifecycle: Lifecycl
     )
     os.kill(lifecycle.pid(), signal.SIGHUP)
     reloads = lifecycle.marks / "reloads.txt"
-    assert wait_for(lambda: reloads.exists())
+    assert wait_for(reloads.exists)
     assert reloads.read_text().strip() == "DEBUG"
     assert lifecycle.run("stop").code == 0
 

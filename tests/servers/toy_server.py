@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
+from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.runtime import current_runtime
 
 MODE = os.environ.get("TOY_MODE", "ok")
@@ -41,6 +42,16 @@ def run() -> None:
         raise RuntimeError("boom: the database is unreachable")
     if MODE == "exit_early":
         return
+    if MODE == "hard_exit":
+        os._exit(3)  # dies without any cleanup, before it is ready
+    if MODE == "config_error":
+        raise ConfigurationError("the toy needs a database URL", hint="set TOY_DATABASE_URL")
+    if MODE == "fork_child":
+        child = os.fork()
+        if child == 0:  # a worker forked without exec, like multiprocessing's default
+            time.sleep(600)
+            os._exit(0)
+        (MARKS / "child.pid").write_text(str(child))
     if MODE == "exit_call":
         sys.exit(4)
     if MODE == "never_ready":

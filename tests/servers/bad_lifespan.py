@@ -1,0 +1,28 @@
+"""An MCP server whose application fails at start-up (its lifespan raises)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_lifecycle import MCPServerCLIFactory
+from mcp_lifecycle.mcp_http import streamable_http_handler
+
+
+@asynccontextmanager
+async def lifespan(server: MCPServer[Any]) -> AsyncIterator[None]:
+    raise RuntimeError("database unreachable")
+    yield  # pragma: no cover
+
+
+def build() -> MCPServer[Any]:
+    return MCPServer("bad-lifespan", lifespan=lifespan)
+
+
+app = MCPServerCLIFactory("toy", start_handler=streamable_http_handler(build)).create_app()
+
+if __name__ == "__main__":
+    app()
