@@ -170,3 +170,61 @@ def test_cache_root_checks(tmp_path: Path) -> None:
     file.write_text("")
     with pytest.raises(InsecurePathError, match="not a directory"):
         validate_cache_ownership(file)
+
+
+invalid_values = st.sampled_from(
+    [
+        ("health_ttl_seconds", "0"),
+        ("health_ttl_seconds", "-3"),
+        ("health_ttl_seconds", "soon"),
+        ("port", "0"),
+        ("port", "65536"),
+        ("port", "http"),
+        ("log_level", "LOUD"),
+        ("stale_pid_action", "sometimes"),
+        ("stop_timeout_seconds", "-1"),
+        ("json_logs", "perhaps"),
+        ("http_path", "mcp"),
+        ("log_max_bytes", "12"),
+    ]
+)
+
+
+@given(invalid_values, st.sampled_from(["env", "local", "named", "flag"]))
+@settings(max_examples=60, deadline=None)
+def test_any_invalid_value_from_any_layer_exits_5_and_touches_nothing(
+    bad: tuple[str, str], layer: str
+) -> None:
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from mcp_lifecycle import MCPServerCLIFactory
+
+    name, value = bad
+    app = MCPServerCLIFactory("srv").create_app()
+    old_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            Path("settings").mkdir()
+            env = {"MCP_SERVER_CACHE_ROOT": f"{tmp}/cache"}
+            args = ["status"]
+            if layer == "env":
+                env[f"MCP_SERVER_{name.upper()}"] = value
+            elif layer == "flag":
+                args = ["--set", f"{name}={value}", "status"]
+            else:
+                path = Path("settings") / ("local.yaml" if layer == "local" else "srv.yaml")
+                path.write_text(f"{name}: {value}\n")
+            before = {p: p.read_bytes() for p in Path("settings").iterdir()}
+            result = CliRunner().invoke(app, args, env=env)
+            after = {p: p.read_bytes() for p in Path("settings").iterdir()}
+            cache_created = Path(f"{tmp}/cache").exists()
+        finally:
+            os.chdir(old_cwd)
+    assert result.exit_code == 5, result.output
+    assert "Traceback" not in result.output
+    assert f"invalid setting {name}=" in result.output
+    assert before == after
+    assert not cache_created
