@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-import psutil
-
+from mcp_lifecycle import ports
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
 from mcp_lifecycle.files import validate_cache_ownership
 from mcp_lifecycle.paths import ServerPaths
@@ -120,7 +119,7 @@ def _port(settings: MCPServerSettings, state: ServerState | None) -> Finding:
                 return Finding("port", ERROR, f"cannot bind {settings.host}:{port}: {exc}")
         else:
             return Finding("port", OK, f"{settings.host}:{port} is free")
-    holder = _listener(port or 0)
+    holder = ports.listener(port or 0)
     ours = state is not None and state.running and holder is not None
     if ours and holder is not None and state is not None and state.pid is not None:
         try:
@@ -129,31 +128,13 @@ def _port(settings: MCPServerSettings, state: ServerState | None) -> Finding:
             ours = False
     if ours:
         return Finding("port", OK, f"{settings.host}:{port} is served by this server")
-    who = f"PID {holder} ({_process_name(holder)})" if holder else "another process"
+    who = ports.describe(holder)
     return Finding(
         "port",
         ERROR,
         f"{settings.host}:{port} is in use by {who}",
         "stop it, or choose another port (--port or MCP_SERVER_PORT)",
     )
-
-
-def _listener(port: int) -> int | None:
-    try:
-        connections = psutil.net_connections(kind="inet")
-    except (psutil.AccessDenied, OSError):
-        return None
-    for conn in connections:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            return conn.pid
-    return None
-
-
-def _process_name(pid: int) -> str:
-    try:
-        return psutil.Process(pid).name()
-    except psutil.Error:
-        return "unknown"
 
 
 def _log_file(path: Path, what: str) -> Finding:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from mcp_lifecycle import ports
 from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.settings import MCPServerSettings
@@ -146,14 +149,39 @@ def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> He
         Check("process", True, f"PID {status.pid} is alive and verified as this server")
     )
     url = status.url
-    if url:
+    if url and status.pid is not None:
         from mcp_lifecycle.mcp_http import probe_mcp
 
-        report.checks.append(_timed("mcp", lambda: probe_mcp(url, settings.probe_timeout_seconds)))
+        responder = _responder_check(url, status.pid)
+        if responder is not None:
+            report.checks.append(responder)
+        if responder is None or responder.ok:
+            report.checks.append(
+                _timed("mcp", lambda: probe_mcp(url, settings.probe_timeout_seconds))
+            )
     for name, probe in probes.items():
         report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]
     _record(settings, status.pid, report)
     return report
+
+
+def _responder_check(url: str, server_pid: int) -> Check | None:
+    """Is whoever listens on the URL's port our server (or one of its processes)?"""
+    port = urlsplit(url).port
+    holder = ports.listener(port) if port else None
+    if holder is None:
+        return None  # nobody listens, or we may not see who: the handshake will tell
+    try:
+        ours = holder == server_pid or os.getsid(holder) == os.getsid(server_pid)
+    except ProcessLookupError:
+        ours = False
+    if ours:
+        return Check("listener", True, f"port {port} is served by this server")
+    return Check(
+        "listener",
+        False,
+        f"port {port} is answered by {ports.describe(holder)}, not by this server",
+    )
 
 
 def _number(value: object) -> float:

@@ -213,9 +213,7 @@ def _spawn_and_wait(
     code_text, _, reason = detail.partition(" ")
     reason, _, hint = reason.partition("\t")
     if prefix == FAILED_PREFIX and code_text.isdigit() and reason:
-        error = error_for_exit_code(
-            int(code_text), reason, hint=hint or f"see the log {paths.log}"
-        )
+        error = error_for_exit_code(int(code_text), reason, hint=hint or f"see the log {paths.log}")
         if isinstance(error, ServerFailed):
             error.log_tail = tail
         raise error

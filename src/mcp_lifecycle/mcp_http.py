@@ -7,11 +7,13 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from mcp_lifecycle import ports
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
 from mcp_lifecycle.readiness import notify_ready
 from mcp_lifecycle.runtime import current_runtime
@@ -101,8 +103,13 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        holder = (
+            f" (held by {ports.describe(ports.listener(port))})"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
         raise ServerFailed(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}{holder}",
             hint="choose another port (--port or MCP_SERVER_PORT), or stop what holds it "
             "(`doctor` names it)",
         ) from None

@@ -144,6 +144,17 @@ class ServerLock:
         self._fd = fd
         return True
 
+    def holds(self, path: Path) -> bool:
+        """Whether `path` is still the very file we hold locked (not deleted or replaced)."""
+        if self._fd is None:
+            return False
+        try:
+            on_disk = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._fd)
+        return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
     def forget(self) -> None:
         """In a forked child: close our copy of the fd. The parent keeps the lock (flock locks
         belong to the open file description, released only when its last fd closes)."""

@@ -9,17 +9,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle import readiness
-from mcp_lifecycle.errors import AlreadyRunning, ConfigurationError, LifecycleError, ServerFailed
+from mcp_lifecycle.control_socket import ControlSocket
+from mcp_lifecycle.control_socket import address as control_address
+from mcp_lifecycle.errors import (
+    AlreadyRunning,
+    ConfigurationError,
+    CorruptFile,
+    LifecycleError,
+    ServerFailed,
+)
 from mcp_lifecycle.files import ensure_cache_root
 from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.pidfile import ServerLock, remove_pid_file, write_pid_file
+from mcp_lifecycle.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
 from mcp_lifecycle.signals import SignalHandler
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
 
@@ -86,6 +95,8 @@ class ServerRuntime:
         if ready_fd is not None:
             os.set_inheritable(ready_fd, False)  # the server's own children must not hold it open
         self._lock = ServerLock(self.paths.lock)
+        self._restored_locks: list[ServerLock] = []
+        self._control = ControlSocket(control_address(self.paths.cache_root, settings.server_name))
         self._graceful_stop: Callable[[bool], None] | None = None
         self._shutdown_signals = 0
         self._in_handler = False
@@ -123,6 +134,9 @@ class ServerRuntime:
     def forget_in_child(self) -> None:
         """In a forked child: drop our copies of the lock and the readiness pipe."""
         self._lock.forget()
+        for lock in self._restored_locks:
+            lock.forget()
+        self._control.forget()
         self._pipe_lock = threading.Lock()  # a lock held at fork time would never be released
         self._close_ready_fd()
 
@@ -133,13 +147,16 @@ class ServerRuntime:
         LifecycleError the start handler raised."""
         global _current  # noqa: PLW0603
         ensure_cache_root(self.paths.cache_root)
-        if not self._lock.acquire():
+        if not self._lock.acquire() or not self._claim_name():
             error = AlreadyRunning(f"{self.settings.server_name} is already running")
             self._send_ready(f"{FAILED_PREFIX} {int(error.exit_code)} {error.message}")
             raise error
         _current = self
         readiness.set_ready_callback(self.mark_ready)
         signals = SignalHandler(self._on_shutdown_signal, self._on_reload_signal).install()
+        if os.getpid() == 1:
+            # PID 1 in a container inherits every orphan: wake the heartbeat to reap them.
+            previous_sigchld = signal.signal(signal.SIGCHLD, lambda *_: self._wake.set())
         failure: BaseException | None = None
         try:
             write_pid_file(self.paths.pid)
@@ -159,10 +176,18 @@ class ServerRuntime:
             failure = exc
         finally:
             self._cleanup(signals, failure)
+            if os.getpid() == 1:
+                signal.signal(signal.SIGCHLD, previous_sigchld)
         if failure is not None:
             if isinstance(failure, LifecycleError):
                 raise failure
             raise ServerFailed(f"the server failed: {_describe(failure)}") from failure
+
+    def _claim_name(self) -> bool:
+        if self._control.claim():
+            return True
+        self._lock.release()  # a server whose lock file was deleted still runs under our name
+        return False
 
     def _call_start_handler(self) -> BaseException | None:
         if self._shutdown_signals:
@@ -194,9 +219,7 @@ class ServerRuntime:
                 logger.debug("failure details", exc_info=failure)
                 code = failure.exit_code if isinstance(failure, LifecycleError) else 1
                 hint = failure.hint if isinstance(failure, LifecycleError) else None
-                self._send_ready(
-                    f"{FAILED_PREFIX} {int(code)} {_describe(failure)}\t{hint or ''}"
-                )
+                self._send_ready(f"{FAILED_PREFIX} {int(code)} {_describe(failure)}\t{hint or ''}")
             else:
                 logger.info("stopping %s", self.settings.server_name)
             self._stop_heartbeat.set()
@@ -212,7 +235,9 @@ class ServerRuntime:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
             _current = None
-            self._lock.release()
+            self._control.release()
+            for lock in (self._lock, *self._restored_locks):
+                lock.release()
             signals.restore()
             logger.info("%s stopped", self.settings.server_name)
 
@@ -265,12 +290,39 @@ class ServerRuntime:
                 logger.exception("heartbeat failed; retrying")
 
     def _beat(self) -> None:
+        if os.getpid() == 1:
+            _reap_orphans()
         if self._reload_requested:
             self._reload_requested = False
             self._reload()
         if self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
             readiness.sd_notify("WATCHDOG=1")
+        self._restore_files()
         self._write_snapshot()
+
+    def _restore_files(self) -> None:
+        """Put back what someone deleted while we run: the cache root, PID file and lock."""
+        paths = self.paths
+        try:
+            if not os.path.isdir(paths.cache_root):
+                logger.warning("the cache root %s was removed; restoring it", paths.cache_root)
+                ensure_cache_root(paths.cache_root)
+            try:
+                recorded = read_pid_file(paths.pid)
+            except CorruptFile:
+                recorded = None
+            if recorded != os.getpid():
+                logger.warning("the PID file %s was removed or changed; restoring it", paths.pid)
+                write_pid_file(paths.pid)
+            if not any(lock.holds(paths.lock) for lock in (self._lock, *self._restored_locks)):
+                logger.warning("the lock file %s was removed; restoring it", paths.lock)
+                lock = ServerLock(paths.lock)
+                if lock.acquire(wait_seconds=0):
+                    self._restored_locks.append(lock)
+                else:
+                    logger.error("another process holds %s; not restored", paths.lock)
+        except (OSError, LifecycleError) as exc:
+            logger.warning("could not restore the server's files: %s", exc)
 
     def _reload(self) -> None:
         if self._reload_settings is None:
@@ -351,6 +403,20 @@ class ServerRuntime:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _reap_orphans() -> None:
+    """As PID 1 (a container without an init), reap the zombies orphans leave behind.
+
+    A Popen whose child is reaped here still ends cleanly: Python treats ECHILD as exit 0.
+    """
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import psutil
+
+from mcp_lifecycle import control_socket
 from mcp_lifecycle.errors import CorruptFile, LifecycleError
 from mcp_lifecycle.files import read_no_follow, validate_cache_ownership
-from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
+from mcp_lifecycle.identity import ProcessIdentity, identity_of, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import lock_is_held, read_lock_record, read_pid_file
 
@@ -60,6 +63,21 @@ def inspect_server(paths: ServerPaths) -> ServerState:
             corrupt_bytes = read_no_follow(paths.pid, 4096)
     if lock_is_held(paths.lock):
         return _held(paths, file_pid)
+    holder = control_socket.owner(control_socket.address(paths.cache_root, paths.server_name))
+    if holder is not None:
+        # The lock file was deleted under a running server; its name cannot be.
+        try:
+            identity = identity_of(holder)
+        except psutil.NoSuchProcess:
+            identity = None
+        if identity is not None:
+            return ServerState(
+                Condition.RUNNING,
+                pid=holder,
+                identity=identity,
+                pid_file_pid=file_pid,
+                reason="its lock file is missing, but it holds the server's name",
+            )
     if corrupt is not None:
         return ServerState(
             Condition.STALE,

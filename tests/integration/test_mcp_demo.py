@@ -53,7 +53,7 @@ def test_demo_serves_mcp_and_stops_cleanly(demo: Lifecycle) -> None:
     assert checks["mcp"]["ok"] is True
     assert "3 tools" in checks["mcp"]["detail"]
     recorded = demo.run("health", "--json").json()
-    assert [c["name"] for c in recorded["checks"]] == ["process", "mcp"]
+    assert [c["name"] for c in recorded["checks"]] == ["process", "listener", "mcp"]
 
     assert _call(url, "add", {"a": 2, "b": 3}) == {"result": 5.0}
     served_by = _call(url, "server_info", {})

@@ -1,0 +1,93 @@
+"""A claim on the server's name that no file operation can undo: an abstract Unix socket.
+
+Deleting the cache root deletes the lock file, and a new `start` could then lock a fresh one
+while the old server still runs. A name in Linux's abstract socket namespace cannot be deleted:
+the kernel frees it when its last holder closes it, and SO_PEERCRED says which process that is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import socket
+import struct
+import sys
+import threading
+from pathlib import Path
+
+SUPPORTED = sys.platform.startswith("linux")
+_PEERCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+def address(cache_root: Path, server_name: str) -> bytes:
+    """The server's abstract address: one per user, cache root and server name."""
+    key = f"{os.getuid()}\0{os.path.realpath(cache_root)}\0{server_name}".encode()
+    return b"\0mcp-lifecycle/" + hashlib.sha256(key).hexdigest()[:32].encode()
+
+
+class ControlSocket:
+    """Held by the running server for its whole life, next to its flock."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self._sock: socket.socket | None = None
+
+    def claim(self) -> bool:
+        """False if another live process holds the name."""
+        if not SUPPORTED:
+            return True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(self.name)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+        sock.listen(16)
+        self._sock = sock
+        threading.Thread(
+            target=self._answer, args=(sock,), name="mcp-lifecycle-control", daemon=True
+        ).start()
+        return True
+
+    @staticmethod
+    def _answer(sock: socket.socket) -> None:
+        # Checkers only need the connection (and its peer credentials): accept and close.
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def release(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def forget(self) -> None:
+        """In a forked child: close our copy, so the name dies with the server."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def owner(name: bytes, timeout: float = 0.5) -> int | None:
+    """The PID of the process of this user holding `name`, or None."""
+    if not SUPPORTED:
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(name)
+            pid, uid, _ = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            )
+        except OSError:
+            return None
+    return pid if uid == os.getuid() and pid > 0 else None
