@@ -66,7 +66,7 @@ def test_read_pid_file_cases(tmp_path: Path) -> None:
         read_pid_file(path)
     path.unlink()
     path.mkdir()
-    with pytest.raises(CorruptFile, match="not a regular file"):
+    with pytest.raises(InsecurePathError, match="not a regular file"):
         read_pid_file(path)
 
 

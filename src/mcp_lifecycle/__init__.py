@@ -1,22 +1,50 @@
-"""mcp-lifecycle: a standard, hardened lifecycle CLI for MCP servers."""
+"""mcp-lifecycle: a standard, hardened lifecycle CLI for MCP servers.
 
-from mcp_lifecycle.cli import MCPServerCLIFactory
-from mcp_lifecycle.exit_codes import ExitCode
-from mcp_lifecycle.files import validate_cache_ownership
-from mcp_lifecycle.identity import is_process_alive
-from mcp_lifecycle.logs import configure_logging
-from mcp_lifecycle.pidfile import write_pid_file
-from mcp_lifecycle.readiness import notify_ready
-from mcp_lifecycle.settings import MCPServerSettings
-from mcp_lifecycle.signals import SignalHandler
-from mcp_lifecycle.snapshot import (
-    RuntimeHealthSnapshot,
-    get_snapshot_age_seconds,
-    is_snapshot_fresh,
-    load_runtime_health,
-    write_runtime_health,
-)
-from mcp_lifecycle.state import validate_pid_integrity
+The public names are loaded on first use, so that `import mcp_lifecycle.<module>` (a command's
+fast path, the pytest plugin) pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.cli import MCPServerCLIFactory
+    from mcp_lifecycle.exit_codes import ExitCode
+    from mcp_lifecycle.files import validate_cache_ownership
+    from mcp_lifecycle.identity import is_process_alive
+    from mcp_lifecycle.logs import configure_logging
+    from mcp_lifecycle.pidfile import write_pid_file
+    from mcp_lifecycle.readiness import notify_ready
+    from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.signals import SignalHandler
+    from mcp_lifecycle.snapshot import (
+        RuntimeHealthSnapshot,
+        get_snapshot_age_seconds,
+        is_snapshot_fresh,
+        load_runtime_health,
+        write_runtime_health,
+    )
+    from mcp_lifecycle.state import validate_pid_integrity
+
+_WHERE = {
+    "ExitCode": "mcp_lifecycle.exit_codes",
+    "MCPServerCLIFactory": "mcp_lifecycle.cli",
+    "MCPServerSettings": "mcp_lifecycle.settings",
+    "RuntimeHealthSnapshot": "mcp_lifecycle.snapshot",
+    "SignalHandler": "mcp_lifecycle.signals",
+    "configure_logging": "mcp_lifecycle.logs",
+    "get_snapshot_age_seconds": "mcp_lifecycle.snapshot",
+    "is_process_alive": "mcp_lifecycle.identity",
+    "is_snapshot_fresh": "mcp_lifecycle.snapshot",
+    "load_runtime_health": "mcp_lifecycle.snapshot",
+    "notify_ready": "mcp_lifecycle.readiness",
+    "validate_cache_ownership": "mcp_lifecycle.files",
+    "validate_pid_integrity": "mcp_lifecycle.state",
+    "write_pid_file": "mcp_lifecycle.pidfile",
+    "write_runtime_health": "mcp_lifecycle.snapshot",
+}
 
 __all__ = [
     "ExitCode",
@@ -35,3 +63,16 @@ __all__ = [
     "write_pid_file",
     "write_runtime_health",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_lifecycle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -56,6 +56,13 @@ def ensure_cache_root(path: Path) -> Path:
     return path
 
 
+def not_a_file(path: Path) -> InsecurePathError:
+    return InsecurePathError(
+        f"{path} is not a regular file (a directory or device is in its place)",
+        hint=f"move it out of the way: mv {path} {path}.bad",
+    )
+
+
 def refuse_symlink(path: Path) -> None:
     if os.path.islink(path):
         raise InsecurePathError(

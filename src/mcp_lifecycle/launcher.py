@@ -31,7 +31,7 @@ from mcp_lifecycle.errors import (
     StopTimeout,
     error_for_exit_code,
 )
-from mcp_lifecycle.files import ensure_cache_root, read_no_follow, refuse_symlink
+from mcp_lifecycle.files import ensure_cache_root, not_a_file, read_no_follow, refuse_symlink
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
 from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
@@ -158,6 +158,8 @@ def _open_log(path: Path) -> int:
             raise InsecurePathError(
                 f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
             ) from None
+        if exc.errno == errno.EISDIR:
+            raise not_a_file(path) from None
         raise
 
 

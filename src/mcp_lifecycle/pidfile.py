@@ -11,11 +11,12 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile, InsecurePathError
-from mcp_lifecycle.files import atomic_write, read_no_follow, refuse_symlink
+from mcp_lifecycle.files import atomic_write, not_a_file, read_no_follow, refuse_symlink
 from mcp_lifecycle.identity import ProcessIdentity, current_identity
 
 # Linux caps pid_max at 2**22.
@@ -46,7 +47,7 @@ def read_pid_file(path: Path) -> int | None:
     try:
         data = read_no_follow(path, _PID_FILE_MAX_BYTES + 1)
     except IsADirectoryError:
-        raise CorruptFile(f"{path} is not a regular file") from None
+        raise not_a_file(path) from None
     if data is None:
         return None
     if len(data) > _PID_FILE_MAX_BYTES:
@@ -74,6 +75,8 @@ def _open_lock(path: Path, flags: int) -> int:
             raise InsecurePathError(
                 f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
             ) from None
+        if exc.errno == errno.EISDIR:
+            raise not_a_file(path) from None
         raise
 
 
@@ -88,6 +91,8 @@ def lock_is_held(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_a_file(path)
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True

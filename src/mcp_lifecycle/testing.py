@@ -1,0 +1,212 @@
+"""Lifecycle checks for any server built on MCPServerCLIFactory: a pytest plugin.
+
+In the server's own test suite::
+
+    from mcp_lifecycle.testing import LifecycleSuite
+
+    class TestMyServerLifecycle(LifecycleSuite):
+        command = ["my-server"]   # how to run the server's CLI (a console script, or
+                                  # [sys.executable, "-m", "my_server.cli"])
+        http = True               # it serves MCP over HTTP: a free port is chosen per test
+
+Each inherited test starts the real server in a private cache root and checks one part of its
+lifecycle: start returns once ready, status, a live probe (with an MCP handshake for HTTP
+servers), stop, a crash, a hung stop, a double start. Every process a test starts is stopped,
+even when the test fails. The module imports only the standard library and pytest, so loading
+the plugin costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class LifecycleCLI:
+    """Runs the server's CLI with a private cache root; remembers every server PID it saw."""
+
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    seen: set[tuple[int, str]] = field(default_factory=set)
+
+    def run(self, *args: str, timeout: float = 60) -> CliResult:
+        proc = subprocess.run(
+            [*self.command, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+        for stream in (proc.stdout, proc.stderr):
+            assert "Traceback" not in stream, f"a traceback reached the user:\n{stream}"
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.run("status", "--json").json()
+        pid = data.get("pid")
+        if isinstance(pid, int):
+            self.seen.add((pid, _start_time(pid)))
+        return data
+
+    def server_pid(self) -> int:
+        pid = self.status()["pid"]
+        assert isinstance(pid, int), "the server reports no PID"
+        return pid
+
+    def kill_leftovers(self) -> list[int]:
+        """SIGKILL the servers this CLI started that still run (the same processes only)."""
+        killed = []
+        for pid, started in self.seen:
+            if started and _start_time(pid) == started and not _gone(pid):
+                if _leads_session(pid):
+                    os.killpg(pid, signal.SIGKILL)  # a detached server: its whole group
+                else:
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return killed
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return ""
+    return data[data.rfind(b")") + 2 :].split()[19].decode()
+
+
+def _leads_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _wait(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return True
+    return data[data.rfind(b")") + 2 :].split()[0] == b"Z"
+
+
+class LifecycleSuite:
+    """Subclass it, set `command`, and pytest runs these checks against your server."""
+
+    command: ClassVar[list[str]] = []
+    http: ClassVar[bool] = False
+    env: ClassVar[dict[str, str]] = {}
+    stop_timeout: ClassVar[float] = 10.0
+
+    @pytest.fixture
+    def lifecycle_cli(self, tmp_path: Path) -> Iterator[LifecycleCLI]:
+        assert self.command, "set `command` to how your server's CLI is run"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_SERVER_")}
+        env.update(self.env)
+        env["MCP_SERVER_CACHE_ROOT"] = str(tmp_path / "cache")
+        env["MCP_SERVER_HEALTH_TTL_SECONDS"] = "10"
+        if self.http:
+            env["MCP_SERVER_PORT"] = str(free_port())
+        cli = LifecycleCLI(list(self.command), env, tmp_path)
+        yield cli
+        cli.run("stop", "--timeout", str(self.stop_timeout))
+        leftovers = cli.kill_leftovers()
+        assert not leftovers, f"servers survived the test and were killed: {leftovers}"
+
+    def test_start_returns_once_ready(self, lifecycle_cli: LifecycleCLI) -> None:
+        started = lifecycle_cli.run("start", "--json")
+        assert started.code == 0, started.err
+        status = lifecycle_cli.status()
+        assert status["running"] is True
+        assert status["state"] == "ready"
+        assert status["pid"] == started.json()["pid"]
+        assert lifecycle_cli.run("status").code == 0
+
+    def test_probe_is_healthy(self, lifecycle_cli: LifecycleCLI) -> None:
+        assert lifecycle_cli.run("start").code == 0
+        lifecycle_cli.status()
+        probe = lifecycle_cli.run("health", "--probe", "--json")
+        assert probe.code == 0, probe.out
+        checks = {check["name"]: check for check in probe.json()["checks"]}
+        assert checks["process"]["ok"] is True
+        if self.http:
+            assert checks["mcp"]["ok"] is True, checks["mcp"]["detail"]
+
+    def test_stop_ends_the_server_and_its_files(self, lifecycle_cli: LifecycleCLI) -> None:
+        assert lifecycle_cli.run("start").code == 0
+        pid = lifecycle_cli.server_pid()
+        stopped = lifecycle_cli.run("stop", "--json", "--timeout", str(self.stop_timeout))
+        assert stopped.code == 0, stopped.err
+        assert stopped.json()["forced"] is False, "the server did not stop on SIGTERM"
+        assert _gone(pid)
+        assert lifecycle_cli.run("status").code == 2
+        assert lifecycle_cli.run("stop").code == 2
+
+    def test_double_start_is_refused(self, lifecycle_cli: LifecycleCLI) -> None:
+        assert lifecycle_cli.run("start").code == 0
+        pid = lifecycle_cli.server_pid()
+        assert lifecycle_cli.run("start").code == 3
+        assert lifecycle_cli.server_pid() == pid
+
+    def test_a_crash_is_detected_and_recovered(self, lifecycle_cli: LifecycleCLI) -> None:
+        assert lifecycle_cli.run("start").code == 0
+        pid = lifecycle_cli.server_pid()
+        os.kill(pid, signal.SIGKILL)
+        assert _wait(lambda: _gone(pid), 10)
+        assert lifecycle_cli.run("status").code == 8
+        restarted = lifecycle_cli.run("start")
+        assert restarted.code == 0, restarted.err
+        assert lifecycle_cli.server_pid() != pid
+
+    def test_a_hung_server_is_killed_by_stop(self, lifecycle_cli: LifecycleCLI) -> None:
+        assert lifecycle_cli.run("start").code == 0
+        pid = lifecycle_cli.server_pid()
+        os.kill(pid, signal.SIGSTOP)  # hung: it cannot even handle SIGTERM
+        began = time.monotonic()
+        stopped = lifecycle_cli.run("stop", "--json", "--timeout", "1")
+        assert stopped.code == 0, stopped.err
+        assert stopped.json()["forced"] is True
+        assert time.monotonic() - began < 1 + 5
+        assert _wait(lambda: _gone(pid), 5)
+        assert lifecycle_cli.run("status").code == 2
