@@ -52,7 +52,7 @@ def inspect_server(paths: ServerPaths) -> ServerState:
     """Raises InsecurePathError for an unsafe cache root or a symlinked PID file; never signals."""
     corrupt_bytes: bytes | None = None
     if not os.path.lexists(paths.cache_root):
-        return ServerState(Condition.NOT_RUNNING)
+        return _named_holder(paths, None) or ServerState(Condition.NOT_RUNNING)
     validate_cache_ownership(paths.cache_root)
     corrupt: str | None = None
     try:
@@ -63,21 +63,9 @@ def inspect_server(paths: ServerPaths) -> ServerState:
             corrupt_bytes = read_no_follow(paths.pid, 4096)
     if lock_is_held(paths.lock):
         return _held(paths, file_pid)
-    holder = control_socket.owner(control_socket.address(paths.cache_root, paths.server_name))
-    if holder is not None:
-        # The lock file was deleted under a running server; its name cannot be.
-        try:
-            identity = identity_of(holder)
-        except psutil.NoSuchProcess:
-            identity = None
-        if identity is not None:
-            return ServerState(
-                Condition.RUNNING,
-                pid=holder,
-                identity=identity,
-                pid_file_pid=file_pid,
-                reason="its lock file is missing, but it holds the server's name",
-            )
+    named = _named_holder(paths, file_pid)
+    if named is not None:
+        return named
     if corrupt is not None:
         return ServerState(
             Condition.STALE,
@@ -101,6 +89,24 @@ def inspect_server(paths: ServerPaths) -> ServerState:
         pid=file_pid,
         pid_file_pid=file_pid,
         reason=f"process {file_pid} is gone (the server crashed or was killed)",
+    )
+
+
+def _named_holder(paths: ServerPaths, file_pid: int | None) -> ServerState | None:
+    """A server whose lock file (or whole cache root) was deleted still holds its name."""
+    holder = control_socket.owner(control_socket.address(paths.cache_root, paths.server_name))
+    if holder is None:
+        return None
+    try:
+        identity = identity_of(holder)
+    except psutil.NoSuchProcess:
+        return None
+    return ServerState(
+        Condition.RUNNING,
+        pid=holder,
+        identity=identity,
+        pid_file_pid=file_pid,
+        reason="its lock file is missing, but it holds the server's name",
     )
 
 

@@ -60,6 +60,15 @@ def run() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if MODE in ("child", "child_ignores_term"):
         _spawn_child(ignore_term=MODE == "child_ignores_term")
+    if MODE == "tree":
+        # A wrapper (sh) whose grandchild ignores SIGTERM and holds the server's port.
+        port = current_runtime().settings.port
+        grandchild = (
+            "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+        )
+        subprocess.Popen(["sh", "-c", f'{sys.executable} -c "{grandchild}" & wait'])
+        time.sleep(0.5)
     if MODE == "hang_on_stop":
         current_runtime().set_graceful_stop(lambda force: None)
     if MODE == "slow_ready":

@@ -1,0 +1,42 @@
+"""An MCP server with a slow tool, to show that stop lets a call in flight finish."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_lifecycle import MCPServerCLIFactory
+from mcp_lifecycle.mcp_http import streamable_http_handler
+
+
+def build() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer("slow")
+
+    @server.tool()
+    async def slow_echo(text: str, seconds: float) -> str:
+        """Answer after a while."""
+        import os
+        from pathlib import Path
+
+        import anyio
+
+        mark = os.environ.get("SLOW_MARK")
+        if mark:
+            Path(mark).write_text(text)  # the call has reached the tool
+        await anyio.sleep(seconds)
+        return f"{text} after {seconds}s"
+
+    @server.tool()
+    def now() -> float:
+        """The server's clock."""
+        return time.time()
+
+    return server
+
+
+app = MCPServerCLIFactory("toy", start_handler=streamable_http_handler(build)).create_app()
+
+if __name__ == "__main__":
+    app()
