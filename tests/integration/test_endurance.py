@@ -1,0 +1,86 @@
+"""Long runs: log rotation under load, and a server under a stream of MCP requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import psutil
+from mcp import Client
+
+from tests.conftest import TESTS, Lifecycle, free_port
+
+ROTATIONS = 500
+
+
+def test_500_rotations_lose_no_line_and_leak_no_fd(lifecycle: Lifecycle) -> None:
+    # ~100-byte lines, 1 KiB files: 10 lines a file, so 5,000 lines rotate 500 times.
+    lines = ROTATIONS * 10
+    lifecycle.set_env(
+        TOY_MODE="chatty",
+        TOY_LINES=str(lines),
+        MCP_SERVER_LOG_MAX_BYTES="1024",
+        MCP_SERVER_LOG_BACKUP_COUNT=str(ROTATIONS * 3),
+    )
+    assert lifecycle.run("start", timeout=300).code == 0
+    pid = lifecycle.pid()
+    fds_after_start = psutil.Process(pid).num_fds()
+    assert lifecycle.run("stop").code == 0
+    files = list(lifecycle.cache_root.glob("toy.log*"))
+    assert len(files) > ROTATIONS
+    text = "".join(path.read_text() for path in files)
+    missing = [i for i in range(lines) if f"line {i:05d}" not in text]
+    assert not missing, f"{len(missing)} log lines lost, first {missing[:5]}"
+    missing_prints = [i for i in range(lines) if f"print {i:05d}" not in text]
+    assert not missing_prints
+    # The chatty server logs before it is ready: its fd count after all rotations must be what
+    # a server has at rest, not one more per rotation.
+    assert fds_after_start < 30
+
+
+def test_a_minute_under_load_with_a_thousand_readers(lifecycle: Lifecycle) -> None:
+    lifecycle.script = TESTS / "servers" / "slow_mcp.py"
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()), MCP_SERVER_HEARTBEAT_SECONDS="1")
+    started = lifecycle.run("start", "--json")
+    assert started.code == 0, started.err
+    url, pid = started.json()["url"], started.json()["pid"]
+    server = psutil.Process(pid)
+    fds_before = server.num_fds()
+    deadline = time.monotonic() + 60
+    requests = 0
+    torn: list[str] = []
+    readers_done = threading.Event()
+
+    async def load() -> int:
+        count = 0
+        async with Client(url) as client:
+            while time.monotonic() < deadline:
+                await client.call_tool("now", {})
+                count += 1
+        return count
+
+    def read_snapshot(_: int) -> None:
+        while not readers_done.is_set():
+            text = lifecycle.snapshot_file.read_text()
+            try:
+                json.loads(text)
+            except ValueError:
+                torn.append(text)
+            time.sleep(0.25)
+
+    with ThreadPoolExecutor(max_workers=1000) as pool:
+        readers = [pool.submit(read_snapshot, i) for i in range(1000)]
+        try:
+            requests = anyio.run(load)
+        finally:
+            readers_done.set()
+        for reader in readers:
+            reader.result()
+    assert requests >= 60, f"only {requests} MCP requests in a minute"
+    assert not torn, f"{len(torn)} half-written snapshots seen"
+    assert server.num_fds() <= fds_before + 2, "file descriptors leaked"
+    assert lifecycle.run("status").code == 0
+    assert lifecycle.run("stop").code == 0
