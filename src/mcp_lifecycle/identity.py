@@ -27,15 +27,21 @@ def start_ticks(pid: int) -> int | None:
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
+            return parse_start_ticks(handle.read())
     except OSError:
         return None
+
+
+def parse_start_ticks(stat: bytes) -> int | None:
+    """Field 22 of a /proc/PID/stat line; None if the line is not one."""
     # The command name may hold spaces and parentheses: count fields after the last ')'.
-    fields = data[data.rfind(b")") + 2 :].split()
+    closing = stat.rfind(b")")
+    fields = stat[closing + 2 :].split() if closing >= 0 else []
     try:
-        return int(fields[19])
+        ticks = int(fields[19])
     except (IndexError, ValueError):
         return None
+    return ticks if ticks >= 0 else None
 
 
 def boot_id() -> str | None:
