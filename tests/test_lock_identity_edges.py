@@ -133,3 +133,15 @@ def test_forked_children_close_their_lock_fds() -> None:
         os.fstat(read_fd)
     _close_all({read_fd})  # already closed: ignored
     ControlSocket(b"\0mcp-lifecycle/never-claimed").forget()
+
+
+def test_a_directory_in_place_of_the_lock(tmp_path: Path) -> None:
+    from mcp_lifecycle.errors import InsecurePathError
+    from mcp_lifecycle.pidfile import lock_is_held
+
+    path = tmp_path / "s.lock"
+    path.mkdir()
+    with pytest.raises(InsecurePathError, match="not a regular file"):
+        ServerLock(path).acquire()
+    with pytest.raises(InsecurePathError, match="not a regular file"):
+        lock_is_held(path)
