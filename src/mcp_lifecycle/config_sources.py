@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mcp_lifecycle.errors import ConfigurationError
 
 ENV_PREFIX = "MCP_SERVER_"
+SETTINGS_DIR = Path("settings")
+
+
+def yaml_files_for(server_name: str, settings_dir: Path = SETTINGS_DIR) -> tuple[Path, ...]:
+    """The settings files of a server, highest priority first."""
+    return (settings_dir / "local.yaml", settings_dir / f"{server_name}.yaml")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class YamlFile:
     @classmethod
     def read(cls, path: Path) -> YamlFile:
         """Missing file: empty. Broken YAML or a non-mapping: ConfigurationError with the line."""
+        import yaml
+
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -11,12 +11,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_lifecycle import ports
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
 from mcp_lifecycle.files import validate_cache_ownership
 from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.settings_view import LifecycleSettings
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.settings import MCPServerSettings
 from mcp_lifecycle.state import Condition, ServerState, inspect_server
 
 OK, WARN, ERROR = "ok", "warn", "error"
@@ -108,7 +112,7 @@ def _server_files(paths: ServerPaths) -> tuple[ServerState | None, Finding]:
     )
 
 
-def _port(settings: MCPServerSettings, state: ServerState | None) -> Finding:
+def _port(settings: LifecycleSettings, state: ServerState | None) -> Finding:
     port = settings.port
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

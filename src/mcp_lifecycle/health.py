@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from mcp_lifecycle import ports
 from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.settings_view import LifecycleSettings
 from mcp_lifecycle.snapshot import (
     RuntimeHealthSnapshot,
     get_snapshot_age_seconds,
@@ -88,7 +88,7 @@ class HealthReport:
         }
 
 
-def server_status(settings: MCPServerSettings) -> tuple[StatusReport, RuntimeHealthSnapshot]:
+def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHealthSnapshot]:
     paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
     state = inspect_server(paths)
     snapshot = RuntimeHealthSnapshot()
@@ -116,7 +116,7 @@ def server_status(settings: MCPServerSettings) -> tuple[StatusReport, RuntimeHea
     return report, snapshot
 
 
-def health_from_snapshot(settings: MCPServerSettings) -> HealthReport:
+def health_from_snapshot(settings: LifecycleSettings) -> HealthReport:
     """Health as the snapshot records it, including the last probe if it is recent."""
     status, snapshot = server_status(settings)
     report = HealthReport(status=status)
@@ -139,7 +139,7 @@ def health_from_snapshot(settings: MCPServerSettings) -> HealthReport:
     return report
 
 
-def probe_health(settings: MCPServerSettings, probes: Mapping[str, Probe]) -> HealthReport:
+def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> HealthReport:
     """Run live checks now and record them in the snapshot for later `health` calls."""
     status, _ = server_status(settings)
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
@@ -209,7 +209,7 @@ def _timed(name: str, run: Callable[[], tuple[bool, str]]) -> Check:
     return Check(name, ok, detail, round((time.monotonic() - began) * 1000, 1))
 
 
-def _record(settings: MCPServerSettings, pid: int | None, report: HealthReport) -> None:
+def _record(settings: LifecycleSettings, pid: int | None, report: HealthReport) -> None:
     paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
 
     def mutate(snapshot: RuntimeHealthSnapshot) -> None:

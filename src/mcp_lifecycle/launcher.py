@@ -36,7 +36,7 @@ from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_r
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
 from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
 from mcp_lifecycle.runtime import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
-from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.settings_view import LifecycleSettings
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
 from mcp_lifecycle.state import Condition, ServerState, inspect_server
 
@@ -59,7 +59,7 @@ class StopResult:
     seconds: float
 
 
-def paths_for(settings: MCPServerSettings) -> ServerPaths:
+def paths_for(settings: LifecycleSettings) -> ServerPaths:
     return ServerPaths(settings.server_name, settings.resolved_cache_root)
 
 
@@ -109,7 +109,7 @@ def _remove_stale(paths: ServerPaths, state: ServerState) -> None:
 
 
 def start_detached(
-    settings: MCPServerSettings,
+    settings: LifecycleSettings,
     command: list[str],
     env: dict[str, str],
     timeout: float,
@@ -164,7 +164,7 @@ def _open_log(path: Path) -> int:
 
 
 def _spawn_and_wait(
-    settings: MCPServerSettings,
+    settings: LifecycleSettings,
     paths: ServerPaths,
     command: list[str],
     extra_env: dict[str, str],

@@ -22,11 +22,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from mcp_lifecycle.config_sources import ENV_PREFIX, Source, YamlFile, source_of
+from mcp_lifecycle.config_sources import ENV_PREFIX, Source, YamlFile, source_of, yaml_files_for
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.logs import LOG_LEVELS
-
-SETTINGS_DIR = Path("settings")
 
 # Which YAML files and code defaults apply to the settings being built right now; a context
 # variable because pydantic-settings builds sources from the class, not the instance.
@@ -129,11 +127,6 @@ class MCPServerSettings(BaseSettings):
         ]
         code = InitSettingsSource(settings_cls, init_kwargs=dict(_code_defaults.get() or {}))
         return (init_settings, env_settings, *yaml_sources, code)
-
-
-def yaml_files_for(server_name: str, settings_dir: Path = SETTINGS_DIR) -> tuple[Path, ...]:
-    """Highest priority first."""
-    return (settings_dir / "local.yaml", settings_dir / f"{server_name}.yaml")
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides
-from mcp_lifecycle.settings import MCPServerSettings, ResolvedSettings, resolve_settings
+from mcp_lifecycle.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.settings import MCPServerSettings, ResolvedSettings
+    from mcp_lifecycle.settings_view import LifecycleSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -24,12 +29,16 @@ class MCPServerCLIFactory:
 
     >>> factory = MCPServerCLIFactory("my-server", start_handler=run)
     >>> app = factory.create_app()   # a typer.Typer; add your own @app.command()s
+
+    `settings` is a subclass of MCPServerSettings, an instance (its values act as defaults in
+    code), or, fastest, the subclass as an import string "package.module:Class": then `status`,
+    `stop` and `health` load neither it nor pydantic when their validated settings are cached.
     """
 
     def __init__(
         self,
         server_name: str,
-        settings: MCPServerSettings | type[MCPServerSettings] | None = None,
+        settings: MCPServerSettings | type[MCPServerSettings] | str | None = None,
         start_handler: Callable[[], None] | None = None,
         stop_handler: Callable[[int], None] | None = None,
         *,
@@ -37,19 +46,42 @@ class MCPServerCLIFactory:
         server_version: str | None = None,
     ) -> None:
         self.server_name = server_name
-        if isinstance(settings, MCPServerSettings):
-            self.settings_cls: type[MCPServerSettings] = type(settings)
+        self._settings_cls: type[MCPServerSettings] | None = None
+        self._code_defaults: dict[str, Any] = {}
+        if isinstance(settings, str):
+            self._class_spec = settings
+        elif isinstance(settings, type):
+            self._settings_cls = settings
+            self._class_spec = f"{settings.__module__}:{settings.__qualname__}"
+        elif settings is not None:
             # Values the author set in code sit just above the defaults: YAML, environment and
             # flags still override them.
-            self._code_defaults = settings.model_dump(exclude_unset=True, exclude={"server_name"})
+            self._settings_cls = type(settings)
+            self._class_spec = f"{type(settings).__module__}:{type(settings).__qualname__}"
+            self._code_defaults = settings.model_dump(
+                mode="json", exclude_unset=True, exclude={"server_name"}
+            )
         else:
-            self.settings_cls = settings or MCPServerSettings
-            self._code_defaults = {}
+            self._class_spec = "mcp_lifecycle.settings:MCPServerSettings"
         self.start_handler = start_handler
         self.stop_handler = stop_handler
         self.reload_handler = reload_handler
         self.server_version = server_version
         self.probes: dict[str, Callable[[], bool | str | None]] = {}
+
+    @property
+    def settings_cls(self) -> type[MCPServerSettings]:
+        if self._settings_cls is None:
+            module, _, name = self._class_spec.partition(":")
+            try:
+                self._settings_cls = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigurationError(
+                    f"cannot load the settings class {self._class_spec!r}: {exc}",
+                    hint='give settings= as "package.module:Class"',
+                ) from None
+        assert self._settings_cls is not None
+        return self._settings_cls
 
     def add_probe(self, name: str, probe: Callable[[], bool | str | None]) -> None:
         """Register a check that `health --probe` runs (in the CLI process). It returns True or
@@ -64,9 +96,45 @@ class MCPServerCLIFactory:
         return register
 
     def resolve_settings(self, flags: Overrides | None = None) -> ResolvedSettings:
+        """Every layer, validated, with the source of each value; remembered for fast_settings."""
+        from mcp_lifecycle import settings_cache
+        from mcp_lifecycle.settings import resolve_settings
+
         flags = flags or Overrides()
-        return resolve_settings(
+        resolved = resolve_settings(
             self.settings_cls, self.server_name, flags.values, self._code_defaults, flags.flags
+        )
+        settings = resolved.settings
+        values = settings.model_dump(mode="json")
+        values.update(
+            resolved_cache_root=str(settings.resolved_cache_root),
+            heartbeat_interval=settings.heartbeat_interval,
+            url=settings.url,
+        )
+        settings_cache.store(self._cache_key(flags), values)
+        return resolved
+
+    def fast_settings(self, flags: Overrides | None = None) -> LifecycleSettings:
+        """The settings for the read-mostly commands: from the cache when nothing changed."""
+        from mcp_lifecycle import settings_cache
+        from mcp_lifecycle.settings_view import SettingsView
+
+        flags = flags or Overrides()
+        cached = settings_cache.load(self._cache_key(flags))
+        if cached is not None:
+            return SettingsView(cached)
+        return self.resolve_settings(flags).settings
+
+    def _cache_key(self, flags: Overrides) -> str:
+        from mcp_lifecycle import settings_cache
+        from mcp_lifecycle.config_sources import yaml_files_for
+
+        return settings_cache.key(
+            self._class_spec,
+            self.server_name,
+            flags.values,
+            self._code_defaults,
+            yaml_files_for(self.server_name),
         )
 
     def load_settings(self, flags: Overrides | dict[str, Any] | None = None) -> MCPServerSettings:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.health import StatusReport
     from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.settings_view import LifecycleSettings
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
@@ -41,6 +42,9 @@ class LifecycleCommands:
 
     def settings(self, ctx: typer.Context) -> MCPServerSettings:
         return self.factory.resolve_settings(overrides(ctx)).settings
+
+    def fast_settings(self, ctx: typer.Context) -> LifecycleSettings:
+        return self.factory.fast_settings(overrides(ctx))
 
     def register(self, app: typer.Typer) -> None:
         name = self.factory.server_name
@@ -173,7 +177,7 @@ class LifecycleCommands:
     ) -> None:
         from mcp_lifecycle.launcher import paths_for, stop_server
 
-        settings = self.settings(ctx)
+        settings = self.fast_settings(ctx)
         result = stop_server(
             paths_for(settings),
             timeout or settings.stop_timeout_seconds,
@@ -234,7 +238,7 @@ class LifecycleCommands:
     def status(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.health import server_status
 
-        settings = self.settings(ctx)
+        settings = self.fast_settings(ctx)
         report, _ = server_status(settings)
         code = status_code(report.condition, report.snapshot_fresh)
         if as_json:
@@ -253,7 +257,7 @@ class LifecycleCommands:
     ) -> None:
         from mcp_lifecycle.health import health_from_snapshot, probe_health
 
-        settings = self.settings(ctx)
+        settings = self.fast_settings(ctx)
         report = (
             probe_health(settings, self.factory.probes) if probe else health_from_snapshot(settings)
         )

@@ -115,7 +115,7 @@ class OperatorCommands:
         from mcp_lifecycle.logtail import last_lines
         from mcp_lifecycle.paths import ServerPaths
 
-        settings = self.factory.resolve_settings(overrides(ctx)).settings
+        settings = self.factory.fast_settings(overrides(ctx))
         path = ServerPaths(settings.server_name, settings.resolved_cache_root).log
         if not path.exists():
             raise NotRunning(f"no log at {path}", hint="the log is written by a detached `start`")

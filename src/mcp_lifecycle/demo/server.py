@@ -11,17 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings
+from mcp_lifecycle.cli import MCPServerCLIFactory
 from mcp_lifecycle.mcp_http import streamable_http_handler
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 SERVER_NAME = "mcp-lifecycle-demo"
-
-
-class DemoSettings(MCPServerSettings):
-    port: int | None = 8765
 
 
 def build_server() -> MCPServer[Any]:
@@ -31,7 +27,9 @@ def build_server() -> MCPServer[Any]:
 
 
 factory = MCPServerCLIFactory(
-    SERVER_NAME, settings=DemoSettings, start_handler=streamable_http_handler(build_server)
+    SERVER_NAME,
+    settings="mcp_lifecycle.demo.settings:DemoSettings",
+    start_handler=streamable_http_handler(build_server),
 )
 app = factory.create_app()
 
@@ -55,7 +53,7 @@ def call(
     except ValueError as exc:
         typer.echo(f"Error: arguments are not JSON: {exc}", err=True)
         raise typer.Exit(5) from None
-    url = factory.load_settings().url
+    url = factory.fast_settings().url
     assert url is not None
 
     async def run() -> Any:
