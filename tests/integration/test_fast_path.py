@@ -57,8 +57,11 @@ def test_config_never_imports_the_mcp_stack(lifecycle: Lifecycle) -> None:
 
 
 def test_the_cache_follows_every_layer(lifecycle: Lifecycle, tmp_path: Path) -> None:
-    def ttl(**env: str) -> float:
-        result = lifecycle.run("status", "--json", **env)
+    def ttl(env_ttl: str | None = None) -> float:
+        if env_ttl:
+            lifecycle.set_env(MCP_SERVER_HEALTH_TTL_SECONDS=env_ttl)
+        result = lifecycle.run("status", "--json")
+        lifecycle.env.pop("MCP_SERVER_HEALTH_TTL_SECONDS", None)
         assert result.code == 2, result
         return float(result.json()["ttl_seconds"])
 
@@ -71,7 +74,7 @@ def test_the_cache_follows_every_layer(lifecycle: Lifecycle, tmp_path: Path) -> 
     assert ttl() == 20
     (settings / "local.yaml").write_text("health_ttl_seconds: 30\n")
     assert ttl() == 30
-    assert ttl(MCP_SERVER_HEALTH_TTL_SECONDS="40") == 40
+    assert ttl("40") == 40
     assert (
         lifecycle.run("--set", "health_ttl_seconds=50", "status", "--json").json()["ttl_seconds"]
         == 50
