@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import socket
 import struct
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 SUPPORTED = sys.platform.startswith("linux")
@@ -22,9 +22,14 @@ _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
 def address(cache_root: Path, server_name: str) -> bytes:
-    """The server's abstract address: one per user, cache root and server name."""
+    """The server's abstract address: one per user, cache root and server name.
+
+    A 64-bit digest from zlib (hashlib would load OpenSSL, 2 ms of every `status`): names
+    only need to differ between the few servers one user runs.
+    """
     key = f"{os.getuid()}\0{os.path.realpath(cache_root)}\0{server_name}".encode()
-    return b"\0mcp-lifecycle/" + hashlib.sha256(key).hexdigest()[:32].encode()
+    digest = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"
+    return b"\0mcp-lifecycle/" + digest.encode()
 
 
 class ControlSocket:

@@ -32,10 +32,10 @@ from mcp_lifecycle.errors import (
     error_for_exit_code,
 )
 from mcp_lifecycle.files import ensure_cache_root, not_a_file, read_no_follow, refuse_symlink
+from mcp_lifecycle.handoff import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
 from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
-from mcp_lifecycle.runtime import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.settings_view import LifecycleSettings
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
 from mcp_lifecycle.state import Condition, ServerState, inspect_server

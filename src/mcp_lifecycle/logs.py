@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -46,19 +45,6 @@ class _ServerName(logging.Filter):
         return True
 
 
-class OutputLogHandler(logging.handlers.RotatingFileHandler):
-    """Logs to the file this process's stdout and stderr point at (a detached server's log),
-    and after each rotation points them at the new file, so prints and crashes rotate too."""
-
-    def doRollover(self) -> None:
-        super().doRollover()
-        if self.stream is not None:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(self.stream.fileno(), 1)
-            os.dup2(self.stream.fileno(), 2)
-
-
 def configure_logging(
     level: str = "INFO",
     log_file: Path | str | None = None,
@@ -86,6 +72,9 @@ def configure_logging(
     )
     handlers: list[logging.Handler] = []
     if output_log is not None:
+        # Imported only here: the CLI's fast path never pays for file handlers.
+        from mcp_lifecycle.log_files import OutputLogHandler
+
         handlers.append(
             OutputLogHandler(
                 output_log, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
@@ -94,10 +83,12 @@ def configure_logging(
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
+        from logging.handlers import RotatingFileHandler
+
         path = Path(log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            RotatingFileHandler(
                 path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
             )
         )

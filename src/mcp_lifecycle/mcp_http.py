@@ -7,18 +7,15 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
-import errno
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mcp_lifecycle import ports
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
-from mcp_lifecycle.readiness import notify_ready
-from mcp_lifecycle.runtime import current_runtime
 
 if TYPE_CHECKING:
+    import socket
+
     from mcp.server.mcpserver import MCPServer
 
 
@@ -44,6 +41,9 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     import asyncio
 
     import uvicorn
+
+    from mcp_lifecycle.readiness import notify_ready
+    from mcp_lifecycle.runtime import current_runtime
 
     runtime = current_runtime()
     settings = runtime.settings
@@ -96,6 +96,11 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    import errno
+    import socket
+
+    from mcp_lifecycle import ports
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

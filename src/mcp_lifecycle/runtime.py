@@ -25,6 +25,7 @@ from mcp_lifecycle.errors import (
     ServerFailed,
 )
 from mcp_lifecycle.files import ensure_cache_root
+from mcp_lifecycle.handoff import FAILED_PREFIX, READY_MESSAGE
 from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.paths import ServerPaths
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
-# The file a detached server's stdout and stderr point at; its logging rotates it.
-LOG_ENV = "MCP_LIFECYCLE_LOG"
-READY_MESSAGE = "READY"
-FAILED_PREFIX = "FAILED"
 # Settings a running server cannot take up without a restart: they name its files and socket.
 RESTART_ONLY = ("server_name", "cache_root", "host", "port", "http_path")
 _CLEANUP_WRITE_WAIT_SECONDS = 5.0

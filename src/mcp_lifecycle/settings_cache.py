@@ -9,10 +9,10 @@ one of them is a miss, and a miss resolves in full (and so validates) before it 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ def key(
     code_defaults: dict[str, Any],
     yaml_files: tuple[Path, ...],
 ) -> str:
+    """Every input of the resolution, as text; an entry is used only if its key is equal."""
     module = class_spec.partition(":")[0]
     parts: dict[str, Any] = {
         "class": class_spec,
@@ -67,8 +68,7 @@ def key(
         "placement": [os.environ.get(name) for name in _PLACEMENT_VARIABLES],
         "yaml": [_file_digest(path) for path in yaml_files],
     }
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def _file_digest(path: Path) -> list[str]:
@@ -80,16 +80,24 @@ def _file_digest(path: Path) -> list[str]:
         return [absolute, "unreadable", os.urandom(8).hex()]
     if data is None:
         return [absolute, "missing"]
-    return [absolute, hashlib.sha256(data).hexdigest()]
+    return [absolute, f"{len(data)}:{zlib.crc32(data):08x}:{zlib.adler32(data):08x}"]
+
+
+def _entry(cache_key: str) -> Path:
+    # The file name is a short digest; the entry holds the whole key and must match it.
+    digest = f"{zlib.crc32(cache_key.encode()):08x}{zlib.adler32(cache_key.encode()):08x}"
+    return cache_dir() / f"{digest}.json"
 
 
 def load(cache_key: str) -> dict[str, Any] | None:
-    path = cache_dir() / f"{cache_key}.json"
     try:
-        data = read_no_follow(path, _MAX_YAML_BYTES)
-        values = json.loads(data) if data else None
+        data = read_no_follow(_entry(cache_key), _MAX_YAML_BYTES)
+        entry = json.loads(data) if data else None
     except (OSError, LifecycleError, ValueError):
         return None  # a bad cache entry is a miss
+    if not isinstance(entry, dict) or entry.get("key") != cache_key:
+        return None
+    values = entry.get("values")
     return values if isinstance(values, dict) else None
 
 
@@ -98,7 +106,8 @@ def store(cache_key: str, values: dict[str, Any]) -> None:
     directory = cache_dir()
     with contextlib.suppress(OSError, ValueError):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(directory / f"{cache_key}.json", json.dumps(values, default=str).encode())
+        entry = {"key": cache_key, "values": values}
+        atomic_write(_entry(cache_key), json.dumps(entry, default=str).encode())
         _prune(directory)
 
 

@@ -1,7 +1,5 @@
 """start, stop, restart, status, health: parse, call one domain function, render the result."""
 
-from __future__ import annotations
-
 import logging
 import os
 import sys
@@ -10,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mcp_lifecycle import handoff
 from mcp_lifecycle.cli.edge import (
     JsonOption,
     NoKillOption,
@@ -33,17 +32,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
-OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
-
 
 class LifecycleCommands:
-    def __init__(self, factory: MCPServerCLIFactory) -> None:
+    def __init__(self, factory: "MCPServerCLIFactory") -> None:
         self.factory = factory
 
-    def settings(self, ctx: typer.Context) -> MCPServerSettings:
+    def settings(self, ctx: typer.Context) -> "MCPServerSettings":
         return self.factory.resolve_settings(overrides(ctx)).settings
 
-    def fast_settings(self, ctx: typer.Context) -> LifecycleSettings:
+    def fast_settings(self, ctx: typer.Context) -> "LifecycleSettings":
         return self.factory.fast_settings(overrides(ctx))
 
     def register(self, app: typer.Typer) -> None:
@@ -99,7 +96,7 @@ class LifecycleCommands:
         result = start_detached(
             settings,
             _python_command(ctx),
-            {OVERRIDES_ENV: overrides(ctx).to_json()},
+            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
             timeout or settings.startup_timeout_seconds,
             force,
         )
@@ -131,13 +128,16 @@ class LifecycleCommands:
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV
         from mcp_lifecycle.launcher import clear_for_start, paths_for
         from mcp_lifecycle.logs import configure_logging
-        from mcp_lifecycle.runtime import LOG_ENV, READY_FD_ENV, ServerRuntime
+        from mcp_lifecycle.runtime import ServerRuntime
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
         # not for the server's own children.
-        flags = Overrides.from_json(os.environ.pop(OVERRIDES_ENV, "")).merged(overrides(ctx))
+        flags = Overrides.from_json(os.environ.pop(handoff.OVERRIDES_ENV, "")).merged(
+            overrides(ctx)
+        )
         ready_fd_text = os.environ.pop(READY_FD_ENV, None)
         detached_log = os.environ.pop(LOG_ENV, None)
         settings = self.factory.resolve_settings(flags).settings
@@ -219,7 +219,7 @@ class LifecycleCommands:
         started = start_detached(
             settings,
             _python_command(ctx),
-            {OVERRIDES_ENV: overrides(ctx).to_json()},
+            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
             timeout or settings.startup_timeout_seconds,
         )
         if as_json:
@@ -306,7 +306,7 @@ def status_code(condition: str, fresh: bool) -> ExitCode:
     return ExitCode.SUCCESS if fresh else ExitCode.HEALTH_CHECK_FAILED
 
 
-def status_text(report: StatusReport) -> str:
+def status_text(report: "StatusReport") -> str:
     name = report.server
     if report.condition == "not running":
         return f"{name} is not running. Start it with `start`."

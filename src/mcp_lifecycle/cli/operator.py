@@ -1,7 +1,5 @@
 """config, doctor, version, logs: the operator's commands."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class OperatorCommands:
-    def __init__(self, factory: MCPServerCLIFactory) -> None:
+    def __init__(self, factory: "MCPServerCLIFactory") -> None:
         self.factory = factory
 
     def register(self, app: typer.Typer) -> None:

@@ -1,0 +1,239 @@
+"""Benchmark of mcp-lifecycle on this machine: `python bench/run.py [--runs N]`.
+
+Prints medians of repeated runs, each beside the interpreter floor (`python -c pass`) measured
+in the same run, and checks the targets of SPEC section 9. Everything runs against real
+processes in private temporary folders; every server it starts is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+DEMO = [str(Path(PY).parent / "mcp-lifecycle-demo")]
+IDLE = [PY, str(BENCH / "idle_server.py")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Bench:
+    def __init__(self, runs: int, work: Path) -> None:
+        self.runs = runs
+        self.work = work
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_SERVER_")}
+        self.env.update(
+            XDG_STATE_HOME=str(work / "state"),
+            XDG_CACHE_HOME=str(work / "cache"),
+            MCP_SERVER_PORT=str(free_port()),
+        )
+        self.results: list[tuple[str, float, str]] = []
+        self.checks: list[tuple[str, bool, str]] = []
+
+    def run(
+        self, cmd: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cmd, env=env or self.env, cwd=self.work, capture_output=True, text=True, check=False
+        )
+
+    def timed(
+        self, cmd: list[str], runs: int | None = None, env: dict[str, str] | None = None
+    ) -> float:
+        samples = []
+        self.run(cmd, env)  # warm: page cache, settings cache, .pyc files
+        for _ in range(runs or self.runs):
+            began = time.perf_counter()
+            self.run(cmd, env)
+            samples.append(time.perf_counter() - began)
+        return statistics.median(samples)
+
+    def record(self, name: str, seconds: float, note: str = "") -> None:
+        self.results.append((name, seconds, note))
+
+    def check(self, target: str, ok: bool, detail: str) -> None:
+        self.checks.append((target, ok, detail))
+
+    def peak_rss_kib(self, cmd: list[str]) -> int:
+        proc = subprocess.Popen(
+            cmd, env=self.env, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+        return int(usage.ru_maxrss)
+
+
+def snapshot(env: dict[str, str], name: str) -> dict[str, object]:
+    root = Path(env["XDG_STATE_HOME"]) / "mcp-lifecycle" / name
+    return dict(json.loads((root / "runtime_health.json").read_text()))
+
+
+def exit_watcher(pid: int) -> Callable[[], float]:
+    """When the process exits, by the monotonic clock (a pidfd wakes us at once)."""
+    fd = os.pidfd_open(pid)
+    seen: list[float] = []
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        seen.append(time.monotonic())
+        os.close(fd)
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+
+    def result() -> float:
+        thread.join(timeout=30)
+        return seen[0]
+
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="runs per median (default 15)")
+    args = parser.parse_args()
+    compile_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(ROOT / "src"), str(BENCH)],
+        env=compile_env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    with tempfile.TemporaryDirectory(prefix="mcp-lifecycle-bench-") as tmp:
+        bench = Bench(args.runs, Path(tmp))
+        try:
+            measure(bench)
+        finally:
+            bench.run([*DEMO, "stop", "--timeout", "5"])
+            bench.run([*IDLE, "stop", "--timeout", "5"])
+    report(bench)
+    return 0 if all(ok for _, ok, _ in bench.checks) else 1
+
+
+def measure(b: Bench) -> None:
+    floor = b.timed([PY, "-c", "pass"])
+    b.record("python -c pass (floor)", floor)
+
+    status_stopped = b.timed([*DEMO, "status"])
+    b.record("status (not running)", status_stopped)
+    naive = b.timed([PY, str(BENCH / "naive_cli.py"), "status"])
+    b.record("naive Typer + pydantic-settings status", naive, "bench/naive_cli.py")
+
+    started = b.run([*DEMO, "start"])
+    assert started.returncode == 0, started.stderr
+    status_running = b.timed([*DEMO, "status"])
+    b.record("status (running)", status_running)
+    b.check(
+        "status within 12x the floor",
+        status_running <= 12 * floor,
+        f"{status_running / floor:.1f}x",
+    )
+    b.check(
+        "status at most half the naive baseline",
+        status_running <= naive / 2,
+        f"{status_running / naive:.2f} of it",
+    )
+
+    health = b.timed([*DEMO, "health"])
+    b.record("health (from the snapshot)", health)
+    url = f"http://127.0.0.1:{b.env['MCP_SERVER_PORT']}/mcp"
+    roundtrip = b.timed([PY, str(BENCH / "mcp_roundtrip.py"), url], runs=max(5, b.runs // 3))
+    b.record("one MCP round trip in a fresh interpreter", roundtrip, "bench/mcp_roundtrip.py")
+    probe = b.timed([*DEMO, "health", "--probe"], runs=max(5, b.runs // 3))
+    b.record("health --probe", probe)
+    b.check(
+        "health --probe adds at most 100 ms to the MCP round trip",
+        probe - roundtrip <= 0.1,
+        f"+{(probe - roundtrip) * 1000:.0f} ms",
+    )
+    b.run([*DEMO, "stop"])
+
+    start_overheads, stop_overheads = [], []
+    for _ in range(max(3, b.runs // 3)):
+        result = b.run([*DEMO, "start"])
+        returned = time.monotonic()
+        assert result.returncode == 0, result.stderr
+        ready_at = float(snapshot(b.env, "mcp-lifecycle-demo")["updated_monotonic"])  # type: ignore[arg-type]
+        start_overheads.append(returned - ready_at)
+        pid = int(json.loads(b.run([*DEMO, "status", "--json"]).stdout)["pid"])
+        exited = exit_watcher(pid)
+        b.run([*DEMO, "stop"])
+        stop_overheads.append(time.monotonic() - exited())
+    start_overhead = statistics.median(start_overheads)
+    stop_overhead = statistics.median(stop_overheads)
+    b.record("start: return after the server is ready", start_overhead)
+    b.record("stop: return after the server exited", stop_overhead)
+    b.check(
+        "start returns within 150 ms of ready",
+        start_overhead <= 0.15,
+        f"{start_overhead * 1000:.0f} ms",
+    )
+    b.check(
+        "stop returns within 100 ms of the exit",
+        stop_overhead <= 0.1,
+        f"{stop_overhead * 1000:.0f} ms",
+    )
+
+    rss = b.peak_rss_kib([*DEMO, "status"])
+    b.record("status peak memory", rss / 1024, "MiB (not seconds)")
+
+    for heartbeat in ("1", None):
+        env = dict(b.env)
+        if heartbeat:
+            env["MCP_SERVER_HEARTBEAT_SECONDS"] = heartbeat
+        assert b.run([*IDLE, "start"], env).returncode == 0
+        pid = int(json.loads(b.run([*IDLE, "status", "--json"], env).stdout)["pid"])
+        proc = psutil.Process(pid)
+        before, began = sum(proc.cpu_times()[:2]), time.monotonic()
+        time.sleep(20)
+        share = (sum(proc.cpu_times()[:2]) - before) / (time.monotonic() - began)
+        b.run([*IDLE, "stop"], env)
+        label = f"every {heartbeat} s" if heartbeat else "default, every 15 s"
+        b.record(f"idle server CPU, heartbeat {label}", share * 100, "% of a core (not seconds)")
+        if heartbeat is None:
+            b.check("heartbeat under 0.1 % of a core", share < 0.001, f"{share * 100:.3f} %")
+
+    for count in (1, 10, 100):
+        registry = Path(b.env["XDG_STATE_HOME"]) / "mcp-lifecycle"
+        for index in range(count):
+            root = registry / f"other-{index}"
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (root / f"other-{index}.pid").write_text("999999\n")
+            (root / f"other-{index}.lock").write_text("")
+        b.record(f"status with {count} servers registered", b.timed([*DEMO, "status"]))
+
+
+def report(b: Bench) -> None:
+    floor = b.results[0][1]
+    print(f"{'measure':52} {'median':>10} {'x floor':>8}")
+    for name, value, note in b.results:
+        if note.endswith("(not seconds)"):
+            print(f"{name:52} {value:>10.3f} {'':>8}  {note}")
+        else:
+            print(f"{name:52} {value * 1000:>8.1f}ms {value / floor:>7.1f}x  {note}")
+    print()
+    for target, ok, detail in b.checks:
+        print(f"[{'PASS' if ok else 'FAIL'}] {target}: {detail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""What a detached `start` hands to the server it spawns, and how the server answers.
+
+The server writes one line to the readiness pipe: READY, or FAILED <exit code> <message>
+[TAB <hint>]. Closing the pipe without a line means it died.
+"""
+
+READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
+# The file a detached server's stdout and stderr point at; its logging rotates it.
+LOG_ENV = "MCP_LIFECYCLE_LOG"
+# The flags `start` was given, as JSON, so the server resolves the same settings.
+OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
+READY_MESSAGE = "READY"
+FAILED_PREFIX = "FAILED"
