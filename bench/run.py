@@ -138,6 +138,13 @@ def measure(b: Bench) -> None:
     naive = b.timed([PY, str(BENCH / "naive_cli.py"), "status"])
     b.record("naive Typer + pydantic-settings status", naive, "bench/naive_cli.py")
 
+    measure_running(b, floor, naive)
+    measure_start_stop(b)
+    measure_heartbeat(b)
+    measure_registry(b)
+
+
+def measure_running(b: Bench, floor: float, naive: float) -> None:
     started = b.run([*DEMO, "start"])
     assert started.returncode == 0, started.stderr
     status_running = b.timed([*DEMO, "status"])
@@ -166,7 +173,11 @@ def measure(b: Bench) -> None:
         f"+{(probe - roundtrip) * 1000:.0f} ms",
     )
     b.run([*DEMO, "stop"])
+    rss = b.peak_rss_kib([*DEMO, "status"])
+    b.record("status peak memory", rss / 1024, "MiB (not seconds)")
 
+
+def measure_start_stop(b: Bench) -> None:
     start_overheads, stop_overheads = [], []
     for _ in range(max(3, b.runs // 3)):
         result = b.run([*DEMO, "start"])
@@ -193,9 +204,8 @@ def measure(b: Bench) -> None:
         f"{stop_overhead * 1000:.0f} ms",
     )
 
-    rss = b.peak_rss_kib([*DEMO, "status"])
-    b.record("status peak memory", rss / 1024, "MiB (not seconds)")
 
+def measure_heartbeat(b: Bench) -> None:
     for heartbeat in ("1", None):
         env = dict(b.env)
         if heartbeat:
@@ -212,6 +222,8 @@ def measure(b: Bench) -> None:
         if heartbeat is None:
             b.check("heartbeat under 0.1 % of a core", share < 0.001, f"{share * 100:.3f} %")
 
+
+def measure_registry(b: Bench) -> None:
     for count in (1, 10, 100):
         registry = Path(b.env["XDG_STATE_HOME"]) / "mcp-lifecycle"
         for index in range(count):

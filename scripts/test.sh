@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-ruff check src tests
-ruff format --check src tests
+ruff check src tests bench
+ruff format --check src tests bench
 mypy
 rm -f .coverage .coverage.*
 pytest --cov --cov-report=term-missing --cov-fail-under=90 "$@"
