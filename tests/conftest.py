@@ -130,6 +130,9 @@ class Lifecycle:
     def pid(self) -> int:
         return int(self.pid_file.read_text())
 
+    def pid_in(self, cache_root: Path) -> int:
+        return int((cache_root / f"{self.name}.pid").read_text())
+
     def snapshot(self) -> dict[str, Any]:
         return dict(json.loads(self.snapshot_file.read_text()))
 

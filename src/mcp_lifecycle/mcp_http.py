@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from mcp.server.mcpserver import MCPServer
 
+    from mcp_lifecycle.runtime import ServerRuntime
+
 
 def streamable_http_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], None]:
     """A start handler that serves the server `build_server()` returns over Streamable HTTP.
@@ -72,6 +74,7 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     # application that fails its start-up as that.
     sock = _bind(settings.host, settings.port)
     app = server.streamable_http_app(streamable_http_path=settings.http_path, host=settings.host)
+    _add_probe_routes(app, runtime)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -93,6 +96,33 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     finally:
         runtime.set_graceful_stop(None)
         sock.close()
+
+
+def _add_probe_routes(app: Any, runtime: ServerRuntime) -> None:
+    """/healthz: the process serves (for liveness and startup probes). /readyz: it accepts
+    work, false while starting or stopping (for readiness probes and load balancers)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from mcp_lifecycle.service_files import HEALTHZ, READYZ
+
+    async def healthz(request: Request) -> JSONResponse:
+        alive = runtime.state != "failed"
+        return JSONResponse(
+            {"ok": alive, "state": runtime.state}, status_code=200 if alive else 503
+        )
+
+    async def readyz(request: Request) -> JSONResponse:
+        ready = runtime.state == "ready"
+        return JSONResponse(
+            {"ready": ready, "state": runtime.state}, status_code=200 if ready else 503
+        )
+
+    app.router.routes[:0] = [
+        Route(HEALTHZ, healthz, methods=["GET"]),
+        Route(READYZ, readyz, methods=["GET"]),
+    ]
 
 
 def _bind(host: str, port: int) -> socket.socket:

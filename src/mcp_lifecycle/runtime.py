@@ -111,6 +111,11 @@ class ServerRuntime:
 
     # -- for start handlers ------------------------------------------------------------------
 
+    @property
+    def state(self) -> str:
+        """starting, ready, stopping, stopped or failed."""
+        return self._state
+
     def set_graceful_stop(self, stop: Callable[[bool], None] | None) -> None:
         """Register how SIGTERM asks the server to drain; `stop(force)` gets True on a repeat
         signal. Without one, SIGTERM raises ShutdownRequested in the main thread."""

@@ -145,7 +145,7 @@ class MCPServerCLIFactory:
 
     def create_app(self) -> typer.Typer:
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
-        from mcp_lifecycle.cli.operator import OperatorCommands
+        from mcp_lifecycle.cli.operator import OperatorCommands, register_service
         from mcp_lifecycle.cli.root import root_options
 
         app = typer.Typer(
@@ -159,4 +159,5 @@ class MCPServerCLIFactory:
         app.callback()(root_options)
         LifecycleCommands(self).register(app)
         OperatorCommands(self).register(app)
+        register_service(app, self)
         return app

@@ -4,7 +4,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcp_lifecycle.cli.edge import JsonOption, bad, echo_json, edge, good, overrides, warn
+from mcp_lifecycle.cli.edge import (
+    JsonOption,
+    LifecycleGroup,
+    bad,
+    echo_json,
+    edge,
+    good,
+    overrides,
+    warn,
+)
 from mcp_lifecycle.errors import NotRunning
 from mcp_lifecycle.exit_codes import ExitCode
 
@@ -125,3 +134,63 @@ class OperatorCommands:
                     typer.echo(line)
             except KeyboardInterrupt:
                 return
+
+
+def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
+    """`service systemd` and `service kubernetes`: print what runs the server under them."""
+    name = factory.server_name
+    service = typer.Typer(
+        cls=LifecycleGroup,
+        help="Print a service definition that runs this server under systemd or Kubernetes.",
+        no_args_is_help=True,
+    )
+
+    @service.command(
+        "systemd",
+        help="Print a systemd unit (Type=notify, reload by SIGHUP, KillMode=mixed).\n\n"
+        f"Example: {name} service systemd > /etc/systemd/system/{name}.service",
+    )
+    @edge
+    def systemd(ctx: typer.Context) -> None:
+        import os
+
+        from mcp_lifecycle.service_files import systemd_unit
+
+        settings = factory.resolve_settings(overrides(ctx)).settings
+        typer.echo(systemd_unit(settings, _own_command(), os.getcwd()), nl=False)
+
+    @service.command(
+        "kubernetes",
+        help="Print a Deployment and Service with startup, readiness and liveness probes.\n\n"
+        f"Example: {name} service kubernetes --image registry.example/{name}:1.0 | "
+        "kubectl apply -f -",
+    )
+    @edge
+    def kubernetes(
+        ctx: typer.Context,
+        image: Annotated[
+            str, typer.Option("--image", help="The container image that has the server.")
+        ] = f"REPLACE-ME/{name}:latest",
+    ) -> None:
+        import os
+        import sys
+
+        import yaml
+
+        from mcp_lifecycle.service_files import kubernetes_manifests
+
+        settings = factory.resolve_settings(overrides(ctx)).settings
+        # In the image the CLI is on PATH under the name it was run by here.
+        command = [os.path.basename(sys.argv[0])]
+        documents = kubernetes_manifests(settings, command, image)
+        typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
+
+    app.add_typer(service, name="service")
+
+
+def _own_command() -> list[str]:
+    import sys
+
+    from mcp_lifecycle.launcher import python_command
+
+    return python_command(sys.argv[0], [])

@@ -1,0 +1,64 @@
+"""The `mcp-lifecycle` command: what spans servers (each server's own CLI manages itself)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mcp_lifecycle.cli.edge import JsonOption, LifecycleGroup, echo_json, edge
+
+app = typer.Typer(
+    cls=LifecycleGroup,
+    name="mcp-lifecycle",
+    help="Look across the MCP servers that mcp-lifecycle manages for you.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Look across the MCP servers that mcp-lifecycle manages for you."""
+
+
+@app.command("ls")
+@edge
+def list_command(
+    as_json: JsonOption = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Where servers register (default: per-user state)."),
+    ] = None,
+) -> None:
+    """Every server registered under your state directory: state, PID, URL, uptime, snapshot age.
+
+    Servers given their own cache_root elsewhere are not listed.
+
+    Example: mcp-lifecycle ls --json
+    """
+    from mcp_lifecycle.registry import list_servers, state_root
+
+    entries = list_servers(state_dir or state_root())
+    if as_json:
+        echo_json([entry.as_dict() for entry in entries])
+        return
+    if not entries:
+        typer.echo(f"No servers registered under {state_dir or state_root()}.")
+        return
+    header = f"{'SERVER':24} {'STATE':12} {'PID':>8} {'UPTIME':>9} {'AGE':>7}  URL"
+    typer.echo(header)
+    for entry in entries:
+        state = entry.state or entry.condition
+        pid = str(entry.pid) if entry.pid and entry.condition == "running" else "-"
+        uptime = f"{entry.uptime_seconds:.0f}s" if entry.uptime_seconds is not None else "-"
+        age = (
+            f"{entry.snapshot_age_seconds:.1f}s" if entry.snapshot_age_seconds is not None else "-"
+        )
+        typer.echo(
+            f"{entry.server:24} {state:12} {pid:>8} {uptime:>9} {age:>7}  {entry.url or '-'}"
+        )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,147 @@
+"""Fitting systemd and Kubernetes: generated service definitions, probe routes, `ls`."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Lifecycle, free_port
+
+BIN = Path(sys.executable).parent
+DEMO = shutil.which("mcp-lifecycle-demo") or str(BIN / "mcp-lifecycle-demo")
+TOOL = shutil.which("mcp-lifecycle") or str(BIN / "mcp-lifecycle")
+
+
+def test_systemd_unit(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    result = lifecycle.run("service", "systemd", MCP_SERVER_STOP_TIMEOUT_SECONDS="12")
+    assert result.code == 0, result.err
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(result.out)
+    service = unit["Service"]
+    assert service["Type"] == "notify"
+    assert service["ExecStart"].endswith("toy_server.py start --foreground")
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["KillMode"] == "mixed"
+    assert service["TimeoutStopSec"] == "17"
+    assert service["Restart"] == "on-failure"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        path = tmp_path / "toy.service"
+        path.write_text(result.out)
+        verify = subprocess.run(
+            [analyze, "verify", str(path)], capture_output=True, text=True, check=False
+        )
+        assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.parametrize("port", [None, 9000])
+def test_kubernetes_manifests(lifecycle: Lifecycle, port: int | None) -> None:
+    if port:
+        lifecycle.set_env(MCP_SERVER_PORT=str(port))
+    result = lifecycle.run("service", "kubernetes", "--image", "registry.local/toy:1")
+    assert result.code == 0, result.err
+    documents = list(yaml.safe_load_all(result.out))
+    kinds = [doc["kind"] for doc in documents]
+    assert kinds == (["Deployment", "Service"] if port else ["Deployment"])
+    deployment = documents[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 10  # stop timeout 5 + 5
+    container = pod["containers"][0]
+    assert container["image"] == "registry.local/toy:1"
+    assert container["command"] == ["toy_server.py", "start", "--foreground"]
+    assert container["livenessProbe"]["exec"]["command"] == ["toy_server.py", "health"]
+    assert deployment["spec"]["selector"]["matchLabels"] == deployment["metadata"]["labels"]
+    if port:
+        assert container["ports"] == [{"name": "mcp", "containerPort": 9000}]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "mcp"}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "mcp"}
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env["MCP_SERVER_HOST"] == "0.0.0.0"
+        service = documents[1]
+        assert service["spec"]["ports"][0]["targetPort"] == "mcp"
+        assert service["spec"]["selector"] == deployment["metadata"]["labels"]
+    else:
+        assert "exec" in container["readinessProbe"]
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_healthz_and_readyz(lifecycle: Lifecycle) -> None:
+    lifecycle.launcher = [DEMO]
+    lifecycle.name = "mcp-lifecycle-demo"
+    port = free_port()
+    lifecycle.set_env(MCP_SERVER_PORT=str(port))
+    assert lifecycle.run("start").code == 0
+    assert _get(f"http://127.0.0.1:{port}/healthz") == (200, {"ok": True, "state": "ready"})
+    assert _get(f"http://127.0.0.1:{port}/readyz") == (200, {"ready": True, "state": "ready"})
+    assert lifecycle.run("stop").code == 0
+
+
+def test_readyz_is_false_while_starting() -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from mcp_lifecycle.mcp_http import _add_probe_routes
+
+    class Fake:
+        state = "starting"
+
+    app = Starlette()
+    _add_probe_routes(app, Fake())  # type: ignore[arg-type]
+    client = TestClient(app)
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+    Fake.state = "stopping"
+    assert client.get("/readyz").json() == {"ready": False, "state": "stopping"}
+    Fake.state = "failed"
+    assert client.get("/healthz").status_code == 503
+
+
+def test_ls_lists_registered_servers(lifecycle: Lifecycle) -> None:
+    state = lifecycle.marks / "state"
+    env = {k: v for k, v in lifecycle.env.items() if k != "MCP_SERVER_CACHE_ROOT"}
+    env["XDG_STATE_HOME"] = str(state)
+    lifecycle.env = env
+    assert lifecycle.run("start").code == 0
+    stale = state / "mcp-lifecycle" / "ghost"
+    stale.mkdir(mode=0o700)
+    (stale / "ghost.pid").write_text("999999\n")
+    listed = subprocess.run(
+        [TOOL, "ls", "--json"], capture_output=True, text=True, env=env, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    entries = {entry["server"]: entry for entry in json.loads(listed.stdout)}
+    assert entries["toy"]["condition"] == "running"
+    assert entries["toy"]["state"] == "ready"
+    assert entries["toy"]["pid"] == lifecycle.pid_in(state / "mcp-lifecycle" / "toy")
+    assert entries["toy"]["uptime_seconds"] >= 0
+    assert entries["ghost"]["condition"] == "stale"
+    table = subprocess.run([TOOL, "ls"], capture_output=True, text=True, env=env, check=False)
+    assert "toy" in table.stdout
+    assert "ghost" in table.stdout
+    assert lifecycle.run("stop").code == 0
+    empty = subprocess.run(
+        [TOOL, "ls", "--state-dir", str(lifecycle.marks / "nothing")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert "No servers registered" in empty.stdout
