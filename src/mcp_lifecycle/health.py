@@ -68,9 +68,12 @@ class HealthReport:
     checks: list[Check] = field(default_factory=list)
     probed: bool = False
     checked_at: str | None = None
+    stdio: bool = False
 
     @property
     def healthy(self) -> bool:
+        if self.stdio:
+            return bool(self.checks) and all(check.ok for check in self.checks)
         return (
             self.status.running
             and self.status.snapshot_fresh
@@ -162,6 +165,23 @@ def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> He
     for name, probe in probes.items():
         report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]
     _record(settings, status.pid, report)
+    return report
+
+
+def probe_stdio_health(
+    settings: LifecycleSettings, command: list[str], probes: Mapping[str, Probe]
+) -> HealthReport:
+    """A stdio server has no running instance of its own to look at: start a private one over
+    stdio, hand-shake with it, and run the registered probes."""
+    from mcp_lifecycle.mcp_stdio import probe_stdio
+
+    status, _ = server_status(settings)
+    report = HealthReport(status=status, probed=True, checked_at=utc_now_iso(), stdio=True)
+    report.checks.append(
+        _timed("mcp", lambda: probe_stdio(command, settings.probe_timeout_seconds))
+    )
+    for name, probe in probes.items():
+        report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]
     return report
 
 

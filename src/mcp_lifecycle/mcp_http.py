@@ -35,7 +35,40 @@ def streamable_http_handler(build_server: Callable[[], MCPServer[Any]]) -> Calla
 
 
 def serve_streamable_http(server: MCPServer[Any]) -> None:
-    """Serve the SDK's ASGI app on our own uvicorn.Server until SIGTERM/SIGINT.
+    """Serve an official-SDK MCPServer over Streamable HTTP until SIGTERM/SIGINT."""
+    settings = _http_settings()
+    serve_asgi(
+        server.streamable_http_app(streamable_http_path=settings.http_path, host=settings.host)
+    )
+
+
+def fastmcp_handler(build_server: Callable[[], Any]) -> Callable[[], None]:
+    """A start handler for a server built with the `fastmcp` package (`pip install
+    mcp-lifecycle[fastmcp]`): its ASGI app on our uvicorn server, so SIGTERM runs the app's
+    lifespan teardown and our cleanup (fastmcp's own `run()` skips them)."""
+
+    def run() -> None:
+        server = build_server()
+        serve_asgi(server.http_app(path=_http_settings().http_path))
+
+    return run
+
+
+def _http_settings() -> Any:
+    from mcp_lifecycle.runtime import current_runtime
+
+    settings = current_runtime().settings
+    if settings.port is None:
+        raise ConfigurationError(
+            "an HTTP server needs a port",
+            hint="set `port` in settings/<server>.yaml or MCP_SERVER_PORT",
+        )
+    return settings
+
+
+def serve_asgi(app: Any) -> None:
+    """Serve an MCP ASGI app on our own uvicorn.Server until SIGTERM/SIGINT, with /healthz and
+    /readyz added, and report ready once the socket serves.
 
     uvicorn's own signal capture is switched off: our SignalHandler asks it to drain, and no
     signal is re-raised afterwards, so the runtime's cleanup always runs (NOTES.md).
@@ -48,12 +81,7 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     from mcp_lifecycle.runtime import current_runtime
 
     runtime = current_runtime()
-    settings = runtime.settings
-    if settings.port is None:
-        raise ConfigurationError(
-            "an HTTP server needs a port",
-            hint="set `port` in settings/<server>.yaml or MCP_SERVER_PORT",
-        )
+    settings = _http_settings()
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -73,7 +101,6 @@ def serve_streamable_http(server: MCPServer[Any]) -> None:
     # Bind first, ourselves: a port that is taken is then reported as exactly that, and an
     # application that fails its start-up as that.
     sock = _bind(settings.host, settings.port)
-    app = server.streamable_http_app(streamable_http_path=settings.http_path, host=settings.host)
     _add_probe_routes(app, runtime)
     config = uvicorn.Config(
         app,

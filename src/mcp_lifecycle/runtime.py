@@ -406,6 +406,24 @@ class ServerRuntime:
                 os.close(fd)
 
 
+def run_unmanaged(start_handler: Callable[[], None]) -> None:
+    """Serve one MCP client over stdio: SIGTERM/SIGINT end it cleanly, but there is no lock,
+    PID file or snapshot, since every client runs an instance of its own."""
+
+    def stop() -> None:
+        raise ShutdownRequested
+
+    with SignalHandler(stop):
+        try:
+            start_handler()
+        except ShutdownRequested:
+            return
+        except LifecycleError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ServerFailed(f"the server failed: {_describe(exc)}") from exc
+
+
 def _reap_orphans() -> None:
     """As PID 1 (a container without an init), reap the zombies orphans leave behind.
 

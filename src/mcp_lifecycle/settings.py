@@ -57,6 +57,10 @@ class MCPServerSettings(BaseSettings):
     startup_timeout_seconds: float = Field(default=30.0, gt=0)
     stop_timeout_seconds: float = Field(default=10.0, gt=0)
     stale_pid_action: Literal["auto_clean", "refuse"] = "auto_clean"
+    transport: Literal["http", "stdio"] | None = Field(
+        default=None,
+        description="stdio: the server speaks MCP on stdin/stdout and is never detached",
+    )
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)
     http_path: str = "/mcp"

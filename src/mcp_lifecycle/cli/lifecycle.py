@@ -93,6 +93,7 @@ class LifecycleCommands:
 
         settings = self.settings(ctx)
         self._require_handler()
+        _refuse_detached_stdio(settings)
         result = start_detached(
             settings,
             _python_command(ctx),
@@ -142,6 +143,13 @@ class LifecycleCommands:
         detached_log = os.environ.pop(LOG_ENV, None)
         settings = self.factory.resolve_settings(flags).settings
         handler = self._require_handler()
+        if settings.transport == "stdio":
+            from mcp_lifecycle.runtime import run_unmanaged
+
+            # stdout is the protocol channel: logs go to stderr only.
+            configure_logging(settings.log_level, settings.log_file, settings.json_logs)
+            run_unmanaged(handler)
+            return
         configure_logging(
             settings.log_level,
             settings.log_file,
@@ -216,6 +224,7 @@ class LifecycleCommands:
             stopped = {"pid": result.pid, "forced": result.forced}
         except (NotRunning, StalePid) as exc:
             stopped = {"note": exc.message}
+        _refuse_detached_stdio(settings)
         started = start_detached(
             settings,
             _python_command(ctx),
@@ -255,30 +264,48 @@ class LifecycleCommands:
         ] = False,
         as_json: JsonOption = False,
     ) -> None:
-        from mcp_lifecycle.health import health_from_snapshot, probe_health
+        from mcp_lifecycle.health import health_from_snapshot, probe_health, probe_stdio_health
 
         settings = self.fast_settings(ctx)
-        report = (
-            probe_health(settings, self.factory.probes) if probe else health_from_snapshot(settings)
-        )
+        if settings.transport == "stdio" and probe:
+            report = probe_stdio_health(settings, _python_command(ctx), self.factory.probes)
+        elif probe:
+            report = probe_health(settings, self.factory.probes)
+        else:
+            report = health_from_snapshot(settings)
         status = report.status
-        if not status.running:
+        if report.stdio:
+            code = ExitCode.SUCCESS if report.healthy else ExitCode.HEALTH_CHECK_FAILED
+        elif not status.running:
             code = status_code(status.condition, False)
         else:
             code = ExitCode.SUCCESS if report.healthy else ExitCode.HEALTH_CHECK_FAILED
         if as_json:
             echo_json({**report.as_dict(), "exit_code": int(code)})
             raise typer.Exit(int(code))
-        typer.echo(status_text(status))
+        typer.echo(
+            f"{settings.server_name} speaks MCP over stdio; probed a private instance."
+            if report.stdio
+            else status_text(status)
+        )
         for check in report.checks:
             mark = good("ok  ") if check.ok else bad("FAIL")
             typer.echo(f"  [{mark}] {check.name}: {check.detail}")
-        if status.running:
+        if status.running or report.stdio:
             verdict = good("healthy") if report.healthy else bad("UNHEALTHY")
             typer.echo(f"{settings.server_name} is {verdict}.")
             if not probe and not report.checks:
                 typer.echo("Run `health --probe` for live checks.")
         raise typer.Exit(int(code))
+
+
+def _refuse_detached_stdio(settings: "MCPServerSettings") -> None:
+    if settings.transport == "stdio":
+        raise ConfigurationError(
+            f"{settings.server_name} speaks MCP over stdio and cannot run detached "
+            "(its stdin would be /dev/null)",
+            hint="let the MCP client run `start --foreground`; check it with `health --probe`",
+        )
 
 
 def _start_subcommand(ctx: Any) -> list[str]:

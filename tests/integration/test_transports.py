@@ -1,0 +1,87 @@
+"""stdio servers and FastMCP servers under the same lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import TESTS, Lifecycle, free_port
+
+
+@pytest.fixture
+def stdio(lifecycle: Lifecycle) -> Lifecycle:
+    lifecycle.script = TESTS / "servers" / "stdio_server.py"
+    return lifecycle
+
+
+def test_stdio_server_refuses_to_detach(stdio: Lifecycle) -> None:
+    result = stdio.run("start")
+    assert result.code == 5
+    assert "speaks MCP over stdio and cannot run detached" in result.err
+    assert "Hint: let the MCP client run `start --foreground`" in result.err
+    assert stdio.run("restart").code == 5
+    assert not stdio.pid_file.exists()
+
+
+def test_stdio_probe_spawns_a_private_instance(stdio: Lifecycle) -> None:
+    result = stdio.run("health", "--probe", "--json")
+    assert result.code == 0, result.out
+    data = result.json()
+    assert data["healthy"] is True
+    assert "over stdio ok" in data["checks"][0]["detail"]
+    assert "1 tools" in data["checks"][0]["detail"]
+    assert stdio.run("status").code == 2
+
+
+def test_stdio_foreground_serves_a_real_client(stdio: Lifecycle) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[str(stdio.script), "start", "--foreground"],
+        env=stdio.env,
+        cwd=str(stdio.marks),
+    )
+
+    async def talk() -> str:
+        async with Client(params) as client:
+            result = await client.call_tool("shout", {"text": "hello"})
+            return str(result.content[0].text)  # type: ignore[union-attr]
+
+    assert anyio.run(talk) == "HELLO"
+
+
+@pytest.fixture
+def fast(lifecycle: Lifecycle) -> Lifecycle:
+    pytest.importorskip("fastmcp")
+    lifecycle.script = TESTS / "servers" / "fastmcp_server.py"
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()))
+    return lifecycle
+
+
+def test_fastmcp_server_lifecycle(fast: Lifecycle) -> None:
+    started = fast.run("start", "--json")
+    assert started.code == 0, started.err
+    url = started.json()["url"]
+    probe = fast.run("health", "--probe", "--json")
+    assert probe.code == 0, probe.out
+    port = fast.env["MCP_SERVER_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        assert json.loads(response.read())["ready"] is True
+
+    async def call() -> object:
+        async with Client(url) as client:
+            return (await client.call_tool("double", {"n": 21})).structured_content
+
+    assert anyio.run(call) == {"result": 42}
+    stopped = fast.run("stop", "--json")
+    assert stopped.code == 0
+    assert stopped.json()["forced"] is False
+    assert (fast.marks / "lifespan-teardown").read_text() == "done"
+    assert not fast.pid_file.exists()
+    assert os.path.exists(fast.lock_file)
