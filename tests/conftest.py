@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,12 @@ from typing import Any
 import psutil
 import pytest
 
+from mcp_lifecycle.testing import free_port
+
 TESTS = Path(__file__).parent
 TOY = TESTS / "servers" / "toy_server.py"
 SESSION_TOKEN = uuid.uuid4().hex
 TOKEN_VAR = "MCP_LIFECYCLE_TEST_TOKEN"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def processes_with_token(token: str) -> list[psutil.Process]:

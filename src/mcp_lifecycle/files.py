@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from mcp_lifecycle.errors import InsecurePathError
-
-_NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def validate_cache_ownership(path: Path) -> None:
@@ -95,21 +95,45 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
+def open_no_follow(path: Path, flags: int, mode: int = 0o600) -> int:
+    """os.open that never follows a symlink (InsecurePathError) and names a directory in a
+    file's place (InsecurePathError); other errors, FileNotFoundError included, as they are."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InsecurePathError(
+                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
+            ) from None
+        if exc.errno == errno.EISDIR:
+            raise not_a_file(path) from None
+        raise
+
+
+def flock_exclusive(fd: int, wait_seconds: float) -> bool:
+    """Take an exclusive flock on `fd`, retrying until `wait_seconds` pass; False if another
+    holder keeps it. Never blocks indefinitely: a stuck holder must not hang us."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        else:
+            return True
+
+
 def read_no_follow(path: Path, max_bytes: int) -> bytes | None:
     """Read at most `max_bytes` of a regular file; None if it does not exist.
 
     Raises InsecurePathError for a symlink and IsADirectoryError for anything not a regular file.
     """
     try:
-        fd = os.open(path, _NOFOLLOW_READ)
+        fd = open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InsecurePathError(
-                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
-            ) from None
-        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))

@@ -6,7 +6,6 @@ Nothing here signals a process before proving it is our server (see `state` and 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import signal
@@ -22,7 +21,6 @@ import psutil
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
-    InsecurePathError,
     LifecycleError,
     NotRunning,
     ServerFailed,
@@ -31,7 +29,7 @@ from mcp_lifecycle.errors import (
     StopTimeout,
     error_for_exit_code,
 )
-from mcp_lifecycle.files import ensure_cache_root, not_a_file, read_no_follow, refuse_symlink
+from mcp_lifecycle.files import ensure_cache_root, open_no_follow, read_no_follow, refuse_symlink
 from mcp_lifecycle.handoff import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
@@ -148,21 +146,6 @@ def _rotate_log(path: Path, max_bytes: int, backups: int) -> None:
     os.replace(path, f"{path}.1")
 
 
-def _open_log(path: Path) -> int:
-    try:
-        return os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InsecurePathError(
-                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
-            ) from None
-        if exc.errno == errno.EISDIR:
-            raise not_a_file(path) from None
-        raise
-
-
 def _spawn_and_wait(
     settings: LifecycleSettings,
     paths: ServerPaths,
@@ -172,7 +155,7 @@ def _spawn_and_wait(
 ) -> StartResult:
     refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
-    log_fd = _open_log(paths.log)
+    log_fd = open_no_follow(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
     env = {**os.environ, **extra_env, READY_FD_ENV: str(write_fd), LOG_ENV: str(paths.log)}

@@ -7,7 +7,6 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -179,35 +178,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def probe_mcp(url: str, timeout: float) -> tuple[bool, str]:
-    """A real MCP handshake with the official client: connect, then list tools."""
-    import anyio
+    """A real MCP handshake with the server at `url`."""
+    from mcp_lifecycle.mcp_probe import handshake
 
-    async def handshake() -> list[str]:
-        from mcp import Client
-
-        with anyio.fail_after(timeout):
-            async with Client(url) as client:
-                result = await client.list_tools()
-                return [tool.name for tool in result.tools]
-
-    began = time.monotonic()
-    try:
-        names = anyio.run(handshake)
-    except TimeoutError:
-        return False, f"no MCP answer from {url} within {timeout:g}s"
-    except Exception as exc:  # noqa: BLE001 - any failure is the probe's answer
-        return False, f"MCP handshake with {url} failed: {_root_cause(exc)}"
-    elapsed = (time.monotonic() - began) * 1000
-    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    return True, f"MCP handshake ok in {elapsed:.0f} ms; {len(names)} tools ({shown})"
-
-
-def _root_cause(exc: BaseException) -> str:
-    while True:
-        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        elif exc.__cause__ is not None:
-            exc = exc.__cause__
-        else:
-            break
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return handshake(url, f"with {url}", timeout)

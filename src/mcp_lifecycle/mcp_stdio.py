@@ -8,7 +8,6 @@ client, and `health --probe` starts a private instance and lists its tools.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,26 +32,9 @@ def stdio_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], No
 
 def probe_stdio(command: list[str], timeout: float) -> tuple[bool, str]:
     """Spawn the server over stdio with the official client and list its tools."""
-    import anyio
-    from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
+    from mcp_lifecycle.mcp_probe import handshake
+
     params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
-
-    async def handshake() -> list[str]:
-        with anyio.fail_after(timeout):
-            async with Client(params) as client:
-                result = await client.list_tools()
-                return [tool.name for tool in result.tools]
-
-    began = time.monotonic()
-    try:
-        names = anyio.run(handshake)
-    except TimeoutError:
-        return False, f"no MCP answer over stdio within {timeout:g}s"
-    except Exception as exc:  # noqa: BLE001 - any failure is the probe's answer
-        from mcp_lifecycle.mcp_http import _root_cause
-
-        return False, f"MCP handshake over stdio failed: {_root_cause(exc)}"
-    elapsed = (time.monotonic() - began) * 1000
-    return True, f"MCP handshake over stdio ok in {elapsed:.0f} ms; {len(names)} tools"
+    return handshake(params, "over stdio", timeout)

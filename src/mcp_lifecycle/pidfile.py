@@ -8,22 +8,26 @@ server is running, whatever the PID file says.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import stat
-import time
 from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile, InsecurePathError
-from mcp_lifecycle.files import atomic_write, not_a_file, read_no_follow, refuse_symlink
+from mcp_lifecycle.files import (
+    atomic_write,
+    flock_exclusive,
+    not_a_file,
+    open_no_follow,
+    read_no_follow,
+)
 from mcp_lifecycle.identity import ProcessIdentity, current_identity
 
 # Linux caps pid_max at 2**22.
 PID_MAX = 4_194_304
 _PID_FILE_MAX_BYTES = 64
 _RECORD_MAX_BYTES = 4096
-_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT
 
 
 def parse_pid(data: bytes) -> int:
@@ -67,19 +71,6 @@ def remove_pid_file(path: Path, pid: int) -> bool:
     return True
 
 
-def _open_lock(path: Path, flags: int) -> int:
-    try:
-        return os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InsecurePathError(
-                f"{path} is a symlink; refusing to follow it", hint=f"remove it: rm {path}"
-            ) from None
-        if exc.errno == errno.EISDIR:
-            raise not_a_file(path) from None
-        raise
-
-
 def lock_is_held(path: Path) -> bool:
     """Whether some process holds the server lock right now.
 
@@ -87,7 +78,7 @@ def lock_is_held(path: Path) -> bool:
     retries its exclusive lock for long enough to outlast a probe.
     """
     try:
-        fd = _open_lock(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_no_follow(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
@@ -128,18 +119,10 @@ class ServerLock:
 
         False if a server holds it.
         """
-        refuse_symlink(self.path)
-        fd = _open_lock(self.path, _LOCK_FLAGS)
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.01)
+        fd = open_no_follow(self.path, _LOCK_FLAGS)
+        if not flock_exclusive(fd, wait_seconds):
+            os.close(fd)
+            return False
         # Only now, with the lock won, is it safe to truncate and write the record.
         record = current_identity().to_json().encode()
         os.ftruncate(fd, 0)
@@ -185,20 +168,12 @@ class StartLock:
         self._fd: int | None = None
 
     def acquire(self, timeout: float) -> bool:
-        refuse_symlink(self.path)
-        fd = _open_lock(self.path, _LOCK_FLAGS)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.01)
-            else:
-                self._fd = fd
-                return True
+        fd = open_no_follow(self.path, _LOCK_FLAGS)
+        if not flock_exclusive(fd, timeout):
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
 
     def release(self) -> None:
         if self._fd is not None:

@@ -8,7 +8,6 @@ The file keeps Oneiric's schema (`orchestrator_pid`, `updated_at`, `watchers_run
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import InsecurePathError
-from mcp_lifecycle.files import atomic_write, read_no_follow
+from mcp_lifecycle.files import atomic_write, flock_exclusive, open_no_follow, read_no_follow
 from mcp_lifecycle.identity import boot_id
 
 logger = logging.getLogger(__name__)
@@ -161,18 +160,11 @@ def _update_lock(path: Path, timeout: float) -> Iterator[None]:
     """Exclusive lock for a read-modify-write; TimeoutError if another holder keeps it longer
     than `timeout` (a writer must never hang on a stuck reader)."""
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = open_no_follow(lock_path, os.O_RDWR | os.O_CREAT)
     _open_lock_fds.add(fd)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{lock_path} is held by another process") from None
-                time.sleep(0.01)
+        if not flock_exclusive(fd, timeout):
+            raise TimeoutError(f"{lock_path} is held by another process")
         yield
     finally:
         _open_lock_fds.discard(fd)

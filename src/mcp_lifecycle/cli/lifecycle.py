@@ -27,6 +27,7 @@ from mcp_lifecycle.exit_codes import ExitCode
 if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.health import StatusReport
+    from mcp_lifecycle.launcher import StopResult
     from mcp_lifecycle.settings import MCPServerSettings
     from mcp_lifecycle.settings_view import LifecycleSettings
 
@@ -183,15 +184,8 @@ class LifecycleCommands:
         no_kill: NoKillOption = False,
         as_json: JsonOption = False,
     ) -> None:
-        from mcp_lifecycle.launcher import paths_for, stop_server
-
         settings = self.fast_settings(ctx)
-        result = stop_server(
-            paths_for(settings),
-            timeout or settings.stop_timeout_seconds,
-            kill=not no_kill,
-            stop_handler=self.factory.stop_handler,
-        )
+        result = self._stop(settings, timeout, no_kill)
         if as_json:
             echo_json(
                 {"pid": result.pid, "forced": result.forced, "seconds": round(result.seconds, 3)}
@@ -202,6 +196,18 @@ class LifecycleCommands:
             f"Stopped {settings.server_name} (PID {result.pid}) in {result.seconds:.2f}s{how}."
         )
 
+    def _stop(
+        self, settings: "LifecycleSettings", timeout: float | None, no_kill: bool
+    ) -> "StopResult":
+        from mcp_lifecycle.launcher import paths_for, stop_server
+
+        return stop_server(
+            paths_for(settings),
+            timeout or settings.stop_timeout_seconds,
+            kill=not no_kill,
+            stop_handler=self.factory.stop_handler,
+        )
+
     def restart(
         self,
         ctx: typer.Context,
@@ -209,18 +215,13 @@ class LifecycleCommands:
         no_kill: NoKillOption = False,
         as_json: JsonOption = False,
     ) -> None:
-        from mcp_lifecycle.launcher import paths_for, start_detached, stop_server
+        from mcp_lifecycle.launcher import start_detached
 
         settings = self.settings(ctx)
         self._require_handler()
         stopped: dict[str, Any]
         try:
-            result = stop_server(
-                paths_for(settings),
-                timeout or settings.stop_timeout_seconds,
-                kill=not no_kill,
-                stop_handler=self.factory.stop_handler,
-            )
+            result = self._stop(settings, timeout, no_kill)
             stopped = {"pid": result.pid, "forced": result.forced}
         except (NotRunning, StalePid) as exc:
             stopped = {"note": exc.message}

@@ -1,0 +1,49 @@
+"""The live MCP check: a real handshake with the official client, then a tools listing.
+
+The SDK is imported only when a probe runs (`health --probe`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def handshake(target: Any, where: str, timeout: float) -> tuple[bool, str]:
+    """Connect to `target` (a URL, or stdio parameters) and list its tools, within `timeout`.
+
+    Protocol revision 2026-07-28 has no ping: connect + tools/list works against old and new
+    servers alike (NOTES.md).
+    """
+    import anyio
+
+    async def talk() -> list[str]:
+        from mcp import Client
+
+        with anyio.fail_after(timeout):
+            async with Client(target) as client:
+                result = await client.list_tools()
+                return [tool.name for tool in result.tools]
+
+    began = time.monotonic()
+    try:
+        names = anyio.run(talk)
+    except TimeoutError:
+        return False, f"no MCP answer {where} within {timeout:g}s"
+    except Exception as exc:  # noqa: BLE001 - any failure is the probe's answer
+        return False, f"MCP handshake {where} failed: {root_cause(exc)}"
+    elapsed = (time.monotonic() - began) * 1000
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return True, f"MCP handshake {where} ok in {elapsed:.0f} ms; {len(names)} tools ({shown})"
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost error of an exception group or chain: what actually went wrong."""
+    while True:
+        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            break
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
