@@ -1,17 +1,27 @@
 """A cache of validated settings, so the hot commands skip pydantic-settings (~150 ms).
 
-The key covers every input of the resolution: the settings class (and its source file's
-version), the server name, flags, values given in code, every `MCP_SERVER_*` variable, the
-variables that place the default cache root, and the bytes of both YAML files. Any change to
-one of them is a miss, and a miss resolves in full (and so validates) before it is stored.
+An entry is used only when nothing the resolution read has changed:
+
+- the key covers the settings class's name, the server name, flags, values given in code,
+  every `MCP_SERVER_*` variable, the variables that place the default cache root, and the
+  whole bytes of both YAML files;
+- the entry lists the source files the settings class is made of (its whole MRO, a script
+  run as `__main__` included), and each must still be unchanged on disk;
+- classes that read anything else (another env prefix, aliases, .env or secret files, custom
+  sources) are never cached.
+
+A miss resolves in full, and so validates, before it is stored. The folder must be the user's
+own, private and no symlink; otherwise nothing is cached or read from it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
+import re
+import stat
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,27 @@ ENV_PREFIX = "MCP_SERVER_"
 # platformdirs places the default cache root from these.
 _PLACEMENT_VARIABLES = ("HOME", "XDG_STATE_HOME")
 _KEEP = 64
-_MAX_YAML_BYTES = 1_048_576
+_MAX_FILE_BYTES = 1_048_576
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
+# What a lifecycle command reads, with its JSON type: anything else in an entry is refused.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "server_name": (str,),
+    "health_ttl_seconds": (int, float),
+    "startup_timeout_seconds": (int, float),
+    "stop_timeout_seconds": (int, float),
+    "probe_timeout_seconds": (int, float),
+    "stale_pid_action": (str,),
+    "host": (str,),
+    "log_max_bytes": (int,),
+    "log_backup_count": (int,),
+    "resolved_cache_root": (str,),
+    "heartbeat_interval": (int, float),
+}
+_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
+    "port": (int,),
+    "url": (str,),
+    "transport": (str,),
+}
 
 
 def cache_dir() -> Path:
@@ -32,20 +62,17 @@ def cache_dir() -> Path:
     return user_cache_path("mcp-lifecycle") / "settings"
 
 
-def module_version(module: str) -> str:
-    """Where a module's source is and when it last changed, without importing it."""
+def _private(directory: Path) -> bool:
     try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return "unknown"
-    origin = spec.origin if spec is not None else None
-    if not origin:
-        return "unknown"
-    try:
-        st = os.stat(origin)
+        st = os.lstat(directory)
     except OSError:
-        return origin
-    return f"{origin}:{st.st_mtime_ns}:{st.st_size}"
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def digest(data: bytes) -> str:
+    # zlib, not hashlib: hashlib loads OpenSSL, 2 ms of every `status`.
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def key(
@@ -54,65 +81,145 @@ def key(
     flags: dict[str, Any],
     code_defaults: dict[str, Any],
     yaml_files: tuple[Path, ...],
-) -> str:
-    """Every input of the resolution, as text; an entry is used only if its key is equal."""
-    module = class_spec.partition(":")[0]
+) -> str | None:
+    """Every outside input of the resolution, as text; None when one cannot be keyed."""
+    files = [_file_digest(path) for path in yaml_files]
+    if any(entry is None for entry in files):
+        return None
     parts: dict[str, Any] = {
         "class": class_spec,
-        "class_version": module_version(module),
-        "library_version": module_version("mcp_lifecycle.settings"),
         "server": server_name,
         "flags": flags,
         "code": code_defaults,
         "env": sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)),
         "placement": [os.environ.get(name) for name in _PLACEMENT_VARIABLES],
-        "yaml": [_file_digest(path) for path in yaml_files],
+        "yaml": files,
     }
     return json.dumps(parts, sort_keys=True, default=str)
 
 
-def _file_digest(path: Path) -> list[str]:
+def _file_digest(path: Path) -> list[str] | None:
     absolute = os.path.abspath(path)
     try:
-        data = read_no_follow(Path(absolute), _MAX_YAML_BYTES)
+        data = read_no_follow(Path(absolute), _MAX_FILE_BYTES + 1)
     except (OSError, LifecycleError):
-        # Unreadable or unsafe: never a hit, so the full resolution reports the problem.
-        return [absolute, "unreadable", os.urandom(8).hex()]
+        return None  # unreadable or unsafe: the full resolution reports it
     if data is None:
         return [absolute, "missing"]
-    return [absolute, f"{len(data)}:{zlib.crc32(data):08x}:{zlib.adler32(data):08x}"]
+    if len(data) > _MAX_FILE_BYTES:
+        return None
+    return [absolute, f"{len(data)}:{digest(data)}"]
 
 
-def _entry(cache_key: str) -> Path:
-    # The file name is a short digest; the entry holds the whole key and must match it.
-    digest = f"{zlib.crc32(cache_key.encode()):08x}{zlib.adler32(cache_key.encode()):08x}"
-    return cache_dir() / f"{digest}.json"
+def cacheable(settings_cls: type[Any]) -> bool:
+    """Whether the class reads nothing but what the key covers."""
+    from mcp_lifecycle.settings import MCPServerSettings
+
+    config = settings_cls.model_config
+    if (
+        config.get("env_prefix") != ENV_PREFIX
+        or config.get("env_file")
+        or config.get("secrets_dir")
+        or getattr(settings_cls.settings_customise_sources, "__func__", None)
+        is not getattr(MCPServerSettings.settings_customise_sources, "__func__", None)
+    ):
+        return False
+    return all(
+        field.alias is None and field.validation_alias is None
+        for field in settings_cls.model_fields.values()
+    )
 
 
-def load(cache_key: str) -> dict[str, Any] | None:
+def class_files(settings_cls: type[Any]) -> list[list[Any]] | None:
+    """The source files the class is made of, with their size and change time."""
+    found: list[list[Any]] = []
+    for cls in settings_cls.__mro__:
+        module = sys.modules.get(cls.__module__)
+        path = getattr(module, "__file__", None)
+        if cls.__module__ in ("builtins", "abc", "typing"):
+            continue
+        if not path:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        entry = [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def _unchanged(files: object) -> bool:
+    if not isinstance(files, list):
+        return False
+    for entry in files:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            return False
+        path, size, mtime = entry
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError):
+            return False
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            return False
+    return True
+
+
+def _entry_path(directory: Path, cache_key: str) -> Path:
+    return directory / f"{digest(cache_key.encode())}.json"
+
+
+def load(cache_key: str | None, server_name: str) -> dict[str, Any] | None:
+    directory = cache_dir()
+    if cache_key is None or not _private(directory):
+        return None
     try:
-        data = read_no_follow(_entry(cache_key), _MAX_YAML_BYTES)
+        data = read_no_follow(_entry_path(directory, cache_key), _MAX_FILE_BYTES)
         entry = json.loads(data) if data else None
     except (OSError, LifecycleError, ValueError):
-        return None  # a bad cache entry is a miss
-    if not isinstance(entry, dict) or entry.get("key") != cache_key:
+        return None  # a bad entry is a miss
+    if not isinstance(entry, dict) or entry.get("key") != digest(cache_key.encode()):
         return None
     values = entry.get("values")
-    return values if isinstance(values, dict) else None
+    if not (_well_formed(values, server_name) and _unchanged(entry.get("files"))):
+        return None
+    assert isinstance(values, dict)
+    return values
 
 
-def store(cache_key: str, values: dict[str, Any]) -> None:
+def _well_formed(values: object, server_name: str) -> bool:
+    if not isinstance(values, dict) or values.get("server_name") != server_name:
+        return False
+    for name, types in _FIELDS.items():
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+    for name, types in _OPTIONAL_FIELDS.items():
+        value = values.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return False
+    return True
+
+
+def store(cache_key: str | None, values: dict[str, Any], files: list[list[Any]]) -> None:
     """Best effort: a cache that cannot be written only costs speed."""
+    if cache_key is None:
+        return
     directory = cache_dir()
-    with contextlib.suppress(OSError, ValueError):
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        entry = {"key": cache_key, "values": values}
-        atomic_write(_entry(cache_key), json.dumps(entry, default=str).encode())
+    with contextlib.suppress(OSError, ValueError, LifecycleError):
+        if not os.path.lexists(directory):
+            directory.mkdir(mode=0o700, parents=True)
+        if not _private(directory):
+            return
+        entry = {"key": digest(cache_key.encode()), "values": values, "files": files}
+        atomic_write(_entry_path(directory, cache_key), json.dumps(entry, default=str).encode())
         _prune(directory)
 
 
 def _prune(directory: Path) -> None:
-    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    entries = [p for p in directory.iterdir() if _ENTRY_NAME.match(p.name) and p.is_file()]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[_KEEP:]:
         with contextlib.suppress(OSError):
             old.unlink()

@@ -46,7 +46,8 @@ class LifecycleSettings(Protocol):
 
 
 class SettingsView:
-    """Validated settings read back from the cache: attribute access to their JSON values."""
+    """Validated settings read back from the cache: the lifecycle fields only (use
+    `factory.load_settings()` for a server's own fields)."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self._values = values

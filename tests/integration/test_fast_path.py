@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,86 @@ def test_a_corrupt_cache_entry_is_a_miss(lifecycle: Lifecycle) -> None:
     for entry in cache.glob("*.json"):
         entry.write_text("{not json")
     assert lifecycle.run("status").code == 2
+
+
+SCRIPT = """
+from mcp_lifecycle import MCPServerCLIFactory
+app = MCPServerCLIFactory("cached", settings="{module}:{cls}").create_app()
+if __name__ == "__main__":
+    app()
+"""
+
+
+def _server(tmp: Path, module_text: str, cls: str = "Settings") -> list[str]:
+    (tmp / "cached_settings.py").write_text(module_text)
+    (tmp / "cached_cli.py").write_text(SCRIPT.format(module="cached_settings", cls=cls))
+    return [sys.executable, str(tmp / "cached_cli.py")]
+
+
+def _ttl(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float | None]:
+    proc = subprocess.run(
+        [*cmd, "status", "--json"], capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if proc.returncode == 5:
+        return 5, None
+    return proc.returncode, float(json.loads(proc.stdout)["ttl_seconds"])
+
+
+def _env(lifecycle: Lifecycle, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in lifecycle.env.items() if not k.startswith("MCP_SERVER_HEALTH")}
+    env["PYTHONPATH"] = str(tmp)
+    return env
+
+
+def test_a_change_in_the_settings_class_or_its_base_is_seen(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    base = "from mcp_lifecycle import MCPServerSettings\nclass Base(MCPServerSettings):\n"
+    (tmp_path / "cached_base.py").write_text(base + "    health_ttl_seconds: float = 20\n")
+    cmd = _server(tmp_path, "from cached_base import Base\nclass Settings(Base):\n    pass\n")
+    env = _env(lifecycle, tmp_path)
+    assert _ttl(cmd, env, tmp_path) == (2, 20)
+    assert _ttl(cmd, env, tmp_path) == (2, 20)
+    time.sleep(0.01)
+    (tmp_path / "cached_base.py").write_text(base + "    health_ttl_seconds: float = 25\n")
+    assert _ttl(cmd, env, tmp_path) == (2, 25)
+    invalid = "    health_ttl_seconds: float = 25\n    heartbeat_seconds: float | None = 20\n"
+    (tmp_path / "cached_base.py").write_text(base + invalid)
+    assert _ttl(cmd, env, tmp_path) == (5, None), "a heartbeat over half the TTL is invalid"
+
+
+def test_classes_that_read_other_inputs_are_never_cached(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    module = (
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from mcp_lifecycle import MCPServerSettings\n"
+        "class Settings(MCPServerSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='WEATHER_', extra='forbid')\n"
+    )
+    cmd = _server(tmp_path, module)
+    env = _env(lifecycle, tmp_path)
+    assert _ttl(cmd, env, tmp_path) == (2, 60)
+    assert _ttl(cmd, {**env, "WEATHER_HEALTH_TTL_SECONDS": "30"}, tmp_path) == (2, 30)
+    assert _ttl(cmd, {**env, "WEATHER_HEALTH_TTL_SECONDS": "0"}, tmp_path) == (5, None)
+
+
+def test_an_insecure_cache_folder_is_not_used(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    cache = tmp_path / "user-cache"
+    folder = cache / "mcp-lifecycle" / "settings"
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o777)
+    env = {**lifecycle.env, "XDG_CACHE_HOME": str(cache)}
+    assert lifecycle.run("status", XDG_CACHE_HOME=str(cache)).code == 2
+    assert list(folder.iterdir()) == [], "nothing is written to a folder others can write"
+    os.chmod(folder, 0o700)
+    assert lifecycle.run("status", XDG_CACHE_HOME=str(cache)).code == 2
+    entries = list(folder.iterdir())
+    assert len(entries) == 1
+    # An entry planted for another server is refused, whatever it says.
+    planted = json.loads(entries[0].read_text())
+    planted["values"]["server_name"] = "someone-else"
+    entries[0].write_text(json.dumps(planted))
+    del env
+    assert lifecycle.run("status", XDG_CACHE_HOME=str(cache)).code == 2

@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+# The settings the hot commands read: all a cached entry holds (no secrets, no author fields).
+LIFECYCLE_FIELDS = (
+    "server_name",
+    "health_ttl_seconds",
+    "startup_timeout_seconds",
+    "stop_timeout_seconds",
+    "probe_timeout_seconds",
+    "stale_pid_action",
+    "transport",
+    "host",
+    "port",
+    "log_max_bytes",
+    "log_backup_count",
+)
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 not running, 3 already running, 4 unhealthy, "
     "5 configuration or usage error, 6 permission, 7 timeout, 8 stale PID file."
@@ -57,9 +72,7 @@ class MCPServerCLIFactory:
             # flags still override them.
             self._settings_cls = type(settings)
             self._class_spec = f"{type(settings).__module__}:{type(settings).__qualname__}"
-            self._code_defaults = settings.model_dump(
-                mode="json", exclude_unset=True, exclude={"server_name"}
-            )
+            self._code_defaults = settings.model_dump(exclude_unset=True, exclude={"server_name"})
         else:
             self._class_spec = "mcp_lifecycle.settings:MCPServerSettings"
         self.start_handler = start_handler
@@ -100,17 +113,28 @@ class MCPServerCLIFactory:
         from mcp_lifecycle.settings import resolve_settings
 
         flags = flags or Overrides()
+        settings_cls = self.settings_cls
+        before = self._cache_key(flags)
         resolved = resolve_settings(
-            self.settings_cls, self.server_name, flags.values, self._code_defaults, flags.flags
+            settings_cls, self.server_name, flags.values, self._code_defaults, flags.flags
         )
-        settings = resolved.settings
-        values = settings.model_dump(mode="json")
-        values.update(
-            resolved_cache_root=str(settings.resolved_cache_root),
-            heartbeat_interval=settings.heartbeat_interval,
-            url=settings.url,
-        )
-        settings_cache.store(self._cache_key(flags), values)
+        # Store only what was resolved from the inputs the key names: a file saved during the
+        # resolution must not leave old values under its new content.
+        files = settings_cache.class_files(settings_cls)
+        if (
+            before is not None
+            and files is not None
+            and before == self._cache_key(flags)
+            and settings_cache.cacheable(settings_cls)
+        ):
+            settings = resolved.settings
+            values = {name: getattr(settings, name) for name in LIFECYCLE_FIELDS}
+            values.update(
+                resolved_cache_root=str(settings.resolved_cache_root),
+                heartbeat_interval=settings.heartbeat_interval,
+                url=settings.url,
+            )
+            settings_cache.store(before, values, files)
         return resolved
 
     def fast_settings(self, flags: Overrides | None = None) -> LifecycleSettings:
@@ -119,12 +143,12 @@ class MCPServerCLIFactory:
         from mcp_lifecycle.settings_view import SettingsView
 
         flags = flags or Overrides()
-        cached = settings_cache.load(self._cache_key(flags))
+        cached = settings_cache.load(self._cache_key(flags), self.server_name)
         if cached is not None:
             return SettingsView(cached)
         return self.resolve_settings(flags).settings
 
-    def _cache_key(self, flags: Overrides) -> str:
+    def _cache_key(self, flags: Overrides) -> str | None:
         from mcp_lifecycle import settings_cache
         from mcp_lifecycle.config_sources import yaml_files_for
 
@@ -132,7 +156,7 @@ class MCPServerCLIFactory:
             self._class_spec,
             self.server_name,
             flags.values,
-            self._code_defaults,
+            {name: repr(value) for name, value in self._code_defaults.items()},
             yaml_files_for(self.server_name),
         )
 
