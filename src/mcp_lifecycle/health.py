@@ -169,7 +169,10 @@ def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> He
 
 
 def probe_stdio_health(
-    settings: LifecycleSettings, command: list[str], probes: Mapping[str, Probe]
+    settings: LifecycleSettings,
+    command: list[str],
+    probes: Mapping[str, Probe],
+    env: Mapping[str, str],
 ) -> HealthReport:
     """A stdio server has no running instance of its own to look at: start a private one over
     stdio, hand-shake with it, and run the registered probes."""
@@ -178,7 +181,7 @@ def probe_stdio_health(
     status, _ = server_status(settings)
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso(), stdio=True)
     report.checks.append(
-        _timed("mcp", lambda: probe_stdio(command, settings.probe_timeout_seconds))
+        _timed("mcp", lambda: probe_stdio(command, settings.probe_timeout_seconds, env))
     )
     for name, probe in probes.items():
         report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]

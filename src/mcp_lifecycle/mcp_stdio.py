@@ -8,7 +8,7 @@ client, and `health --probe` starts a private instance and lists its tools.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,11 +30,15 @@ def stdio_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], No
     return run
 
 
-def probe_stdio(command: list[str], timeout: float) -> tuple[bool, str]:
+def probe_stdio(
+    command: list[str], timeout: float, env: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
     """Spawn the server over stdio with the official client and list its tools."""
     from mcp.client.stdio import StdioServerParameters
 
     from mcp_lifecycle.mcp_probe import handshake
 
-    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    params = StdioServerParameters(
+        command=command[0], args=command[1:], env={**os.environ, **(env or {})}
+    )
     return handshake(params, "over stdio", timeout)

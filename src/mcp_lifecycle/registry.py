@@ -45,14 +45,18 @@ def list_servers(root: Path | None = None) -> list[ServerEntry]:
     return [_entry(folder) for folder in folders]
 
 
+def _error(folder: Path, reason: str) -> ServerEntry:
+    return ServerEntry(folder.name, "error", None, None, None, None, None, str(folder), reason)
+
+
 def _entry(folder: Path) -> ServerEntry:
     paths = ServerPaths(folder.name, folder)
     try:
         state = inspect_server(paths)
     except LifecycleError as exc:
-        return ServerEntry(
-            folder.name, "error", None, None, None, None, None, str(folder), exc.message
-        )
+        return _error(folder, exc.message)
+    except OSError as exc:  # one unreadable folder must not hide the others
+        return _error(folder, f"cannot read it: {exc.strerror or exc}")
     snapshot = load_runtime_health(paths.snapshot) if state.running else None
     if snapshot is not None and snapshot.pid != state.pid:
         snapshot = None

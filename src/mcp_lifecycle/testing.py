@@ -58,6 +58,12 @@ class LifecycleCLI:
     seen: set[tuple[int, str]] = field(default_factory=set)
 
     def run(self, *args: str, timeout: float = 60) -> CliResult:
+        result = self._run(*args, timeout=timeout)
+        if args[:1] == ("start",) and "--json" in args and result.code == 0:
+            self._remember(result.json().get("pid"))
+        return result
+
+    def _run(self, *args: str, timeout: float = 60) -> CliResult:
         proc = subprocess.run(
             [*self.command, *args],
             capture_output=True,
@@ -74,10 +80,13 @@ class LifecycleCLI:
 
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = self.run("status", "--json").json()
-        pid = data.get("pid")
-        if isinstance(pid, int):
-            self.seen.add((pid, _start_time(pid)))
+        if data.get("running") is True:  # verified by the CLI as this server: never a stranger
+            self._remember(data.get("pid"))
         return data
+
+    def _remember(self, pid: object) -> None:
+        if isinstance(pid, int) and pid > 1:
+            self.seen.add((pid, _start_time(pid)))
 
     def server_pid(self) -> int:
         pid = self.status()["pid"]
@@ -149,9 +158,14 @@ class LifecycleSuite:
         if self.http:
             env["MCP_SERVER_PORT"] = str(free_port())
         cli = LifecycleCLI(list(self.command), env, tmp_path)
-        yield cli
-        cli.run("stop", "--timeout", str(self.stop_timeout))
-        leftovers = cli.kill_leftovers()
+        try:
+            yield cli
+        finally:
+            try:
+                cli.status()  # remember a server the test started without looking at it
+                cli.run("stop", "--timeout", str(self.stop_timeout))
+            finally:
+                leftovers = cli.kill_leftovers()
         assert not leftovers, f"servers survived the test and were killed: {leftovers}"
 
     def test_start_returns_once_ready(self, lifecycle_cli: LifecycleCLI) -> None:

@@ -22,14 +22,18 @@ TOOL = shutil.which("mcp-lifecycle") or str(BIN / "mcp-lifecycle")
 
 
 def test_systemd_unit(lifecycle: Lifecycle, tmp_path: Path) -> None:
-    result = lifecycle.run("service", "systemd", MCP_SERVER_STOP_TIMEOUT_SECONDS="12")
+    result = lifecycle.run(
+        "--port", "9123", "service", "systemd", MCP_SERVER_STOP_TIMEOUT_SECONDS="12"
+    )
     assert result.code == 0, result.err
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read_string(result.out)
     service = unit["Service"]
     assert service["Type"] == "notify"
-    assert service["ExecStart"].endswith("toy_server.py start --foreground")
+    assert service["ExecStart"].endswith("toy_server.py --set=port=9123 start --foreground")
+    assert f"MCP_SERVER_CACHE_ROOT={lifecycle.cache_root}" in result.out
+    assert "MCP_SERVER_STOP_TIMEOUT_SECONDS=12" in result.out
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["KillMode"] == "mixed"
     assert service["TimeoutStopSec"] == "17"
@@ -49,7 +53,12 @@ def test_systemd_unit(lifecycle: Lifecycle, tmp_path: Path) -> None:
 def test_kubernetes_manifests(lifecycle: Lifecycle, port: int | None) -> None:
     if port:
         lifecycle.set_env(MCP_SERVER_PORT=str(port))
-    result = lifecycle.run("service", "kubernetes", "--image", "registry.local/toy:1")
+    refused = lifecycle.run("service", "kubernetes")
+    assert refused.code == 5, "toy_server.py is no console script the image could run"
+    assert "--command" in refused.err
+    result = lifecycle.run(
+        "service", "kubernetes", "--image", "registry.local/toy:1", "--command", "toy_server.py"
+    )
     assert result.code == 0, result.err
     documents = list(yaml.safe_load_all(result.out))
     kinds = [doc["kind"] for doc in documents]
@@ -61,18 +70,29 @@ def test_kubernetes_manifests(lifecycle: Lifecycle, port: int | None) -> None:
     assert container["image"] == "registry.local/toy:1"
     assert container["command"] == ["toy_server.py", "start", "--foreground"]
     assert container["livenessProbe"]["exec"]["command"] == ["toy_server.py", "health"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MCP_SERVER_CACHE_ROOT"] == "/var/lib/mcp-lifecycle/toy"
+    assert container["volumeMounts"] == [{"name": "state", "mountPath": "/var/lib/mcp-lifecycle"}]
+    assert pod["volumes"] == [{"name": "state", "emptyDir": {}}]
     assert deployment["spec"]["selector"]["matchLabels"] == deployment["metadata"]["labels"]
     if port:
         assert container["ports"] == [{"name": "mcp", "containerPort": 9000}]
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "mcp"}
         assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "mcp"}
-        env = {item["name"]: item["value"] for item in container["env"]}
         assert env["MCP_SERVER_HOST"] == "0.0.0.0"
+        assert env["MCP_SERVER_PORT"] == "9000"
         service = documents[1]
         assert service["spec"]["ports"][0]["targetPort"] == "mcp"
         assert service["spec"]["selector"] == deployment["metadata"]["labels"]
     else:
         assert "exec" in container["readinessProbe"]
+
+
+def test_no_service_for_a_stdio_server(lifecycle: Lifecycle) -> None:
+    for engine in ("systemd", "kubernetes"):
+        result = lifecycle.run("--set", "transport=stdio", "service", engine)
+        assert result.code == 5
+        assert "speaks MCP over stdio" in result.err
 
 
 def _get(url: str) -> tuple[int, dict[str, object]]:

@@ -85,3 +85,35 @@ def test_fastmcp_server_lifecycle(fast: Lifecycle) -> None:
     assert (fast.marks / "lifespan-teardown").read_text() == "done"
     assert not fast.pid_file.exists()
     assert os.path.exists(fast.lock_file)
+
+
+def test_stdio_server_stops_on_sigterm_while_its_client_holds_stdin(stdio: Lifecycle) -> None:
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        stdio.command("start", "--foreground"),
+        env=stdio.env,
+        cwd=stdio.marks,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)  # serving, stdin open
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert out == b"", "nothing but the protocol may reach stdout"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_foreground_errors_never_reach_stdout(lifecycle: Lifecycle) -> None:
+    result = lifecycle.run("start", "--foreground", "--json", TOY_MODE="crash")
+    assert result.code == 1
+    assert result.out == ""
+    assert "boom" in result.err

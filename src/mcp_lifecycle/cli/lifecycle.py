@@ -17,11 +17,18 @@ from mcp_lifecycle.cli.edge import (
     bad,
     echo_json,
     edge,
+    fail,
     good,
     overrides,
     warn,
 )
-from mcp_lifecycle.errors import ConfigurationError, NotRunning, StalePid
+from mcp_lifecycle.errors import (
+    ConfigurationError,
+    LifecycleError,
+    NotRunning,
+    ServerFailed,
+    StalePid,
+)
 from mcp_lifecycle.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -88,7 +95,12 @@ class LifecycleCommands:
         as_json: JsonOption = False,
     ) -> None:
         if foreground:
-            self._run_foreground(ctx, force)
+            try:
+                self._run_foreground(ctx, force)
+            except LifecycleError as exc:
+                # Never on stdout, even with --json: for a stdio server it is the protocol.
+                tail = exc.log_tail if isinstance(exc, ServerFailed) else ""
+                fail(exc.message, exc.hint, int(exc.exit_code), False, tail)
             return
         from mcp_lifecycle.launcher import start_detached
 
@@ -149,8 +161,13 @@ class LifecycleCommands:
 
             # stdout is the protocol channel: logs go to stderr only.
             configure_logging(settings.log_level, settings.log_file, settings.json_logs)
-            run_unmanaged(handler)
-            return
+            code = 0
+            try:
+                run_unmanaged(handler)
+            except LifecycleError as exc:
+                typer.echo(f"Error: {exc.message}", err=True)
+                code = int(exc.exit_code)
+            _leave(code)
         configure_logging(
             settings.log_level,
             settings.log_file,
@@ -269,7 +286,14 @@ class LifecycleCommands:
 
         settings = self.fast_settings(ctx)
         if settings.transport == "stdio" and probe:
-            report = probe_stdio_health(settings, _python_command(ctx), self.factory.probes)
+            # The private instance runs on the same flags, as a stdio server whatever they say.
+            child = overrides(ctx).merged(Overrides({"transport": "stdio"}, {}))
+            report = probe_stdio_health(
+                settings,
+                _python_command(ctx),
+                self.factory.probes,
+                {handoff.OVERRIDES_ENV: child.to_json()},
+            )
         elif probe:
             report = probe_health(settings, self.factory.probes)
         else:
@@ -298,6 +322,17 @@ class LifecycleCommands:
             if not probe and not report.checks:
                 typer.echo("Run `health --probe` for live checks.")
         raise typer.Exit(int(code))
+
+
+def _leave(code: int) -> None:
+    """End a stdio server now. The SDK reads stdin in a worker thread that a signal cannot
+    wake; a normal exit would wait for it until the client closes the pipe."""
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def _refuse_detached_stdio(settings: "MCPServerSettings") -> None:

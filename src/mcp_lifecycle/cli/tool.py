@@ -18,8 +18,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
     """Look across the MCP servers that mcp-lifecycle manages for you."""
+    from mcp_lifecycle.logs import configure_logging
+
+    configure_logging("DEBUG" if verbose else "WARNING")
 
 
 @app.command("ls")
