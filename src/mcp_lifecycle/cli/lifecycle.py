@@ -34,7 +34,7 @@ from mcp_lifecycle.exit_codes import ExitCode
 if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.health import StatusReport
-    from mcp_lifecycle.launcher import StopResult
+    from mcp_lifecycle.launcher import StartResult, StopResult
     from mcp_lifecycle.settings import MCPServerSettings
     from mcp_lifecycle.settings_view import LifecycleSettings
 
@@ -102,18 +102,9 @@ class LifecycleCommands:
                 tail = exc.log_tail if isinstance(exc, ServerFailed) else ""
                 fail(exc.message, exc.hint, int(exc.exit_code), False, tail)
             return
-        from mcp_lifecycle.launcher import start_detached
-
         settings = self.settings(ctx)
         self._require_handler()
-        _refuse_detached_stdio(settings)
-        result = start_detached(
-            settings,
-            _python_command(ctx),
-            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
-            timeout or settings.startup_timeout_seconds,
-            force,
-        )
+        result = self._start(ctx, settings, timeout, force)
         if as_json:
             echo_json(
                 {
@@ -131,6 +122,21 @@ class LifecycleCommands:
             typer.echo(f"  URL: {result.url}")
         typer.echo(f"  Log: {result.log_path}")
         typer.echo(f"Next: `{ctx.find_root().info_name} status`, or `stop` to end it.")
+
+    def _start(
+        self, ctx: typer.Context, settings: "MCPServerSettings", timeout: float | None, force: bool
+    ) -> "StartResult":
+        """Detached: the same CLI again in the foreground, on the same flags."""
+        from mcp_lifecycle.launcher import start_detached
+
+        _refuse_detached_stdio(settings)
+        return start_detached(
+            settings,
+            _python_command(ctx),
+            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
+            timeout or settings.startup_timeout_seconds,
+            force,
+        )
 
     def _require_handler(self) -> Callable[[], None]:
         if self.factory.start_handler is None:
@@ -232,8 +238,6 @@ class LifecycleCommands:
         no_kill: NoKillOption = False,
         as_json: JsonOption = False,
     ) -> None:
-        from mcp_lifecycle.launcher import start_detached
-
         settings = self.settings(ctx)
         self._require_handler()
         stopped: dict[str, Any]
@@ -242,13 +246,7 @@ class LifecycleCommands:
             stopped = {"pid": result.pid, "forced": result.forced}
         except (NotRunning, StalePid) as exc:
             stopped = {"note": exc.message}
-        _refuse_detached_stdio(settings)
-        started = start_detached(
-            settings,
-            _python_command(ctx),
-            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
-            timeout or settings.startup_timeout_seconds,
-        )
+        started = self._start(ctx, settings, timeout, force=False)
         if as_json:
             echo_json({"stopped": stopped, "started": {"pid": started.pid, "url": started.url}})
             return
