@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -189,3 +190,22 @@ def test_lock_record_unreadable_and_release_when_not_held(tmp_path: Path) -> Non
     lock.release()  # never acquired: nothing happens
     assert not lock.held
     StartLock(tmp_path / "s.start.lock").release()
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.ENOSPC])
+def test_a_failed_pid_file_write_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    # Denied or full cannot be arranged as root on a real disk: the call fails as it would.
+    path = tmp_path / "s.pid"
+    write_pid_file(path, 4242)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError):
+        write_pid_file(path, 5353)
+    monkeypatch.undo()
+    assert read_pid_file(path) == 4242
+    assert [p.name for p in tmp_path.iterdir()] == ["s.pid"]

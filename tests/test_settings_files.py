@@ -228,3 +228,25 @@ def test_any_invalid_value_from_any_layer_exits_5_and_touches_nothing(
     assert f"invalid setting {name}=" in result.output
     assert before == after
     assert not cache_created
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=80, deadline=None)
+def test_any_bytes_in_a_settings_file_give_settings_or_a_clean_error(data: bytes) -> None:
+    import tempfile
+
+    old_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            Path("settings").mkdir()
+            Path("settings/srv.yaml").write_bytes(data)
+            try:
+                result = load_settings(MCPServerSettings, "srv")
+            except ConfigurationError as exc:
+                message = exc.message
+                assert message.strip()
+            else:
+                assert result.server_name == "srv"
+        finally:
+            os.chdir(old_cwd)
