@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from mcp_lifecycle.testing import CliResult as Result
 from mcp_lifecycle.testing import free_port
 
 TESTS = Path(__file__).parent
@@ -54,16 +55,6 @@ def kill_processes_with_token(token: str) -> list[int]:
             proc.kill()
     psutil.wait_procs(procs, timeout=5)
     return [p.pid for p in procs]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @dataclass
@@ -105,6 +96,17 @@ class Lifecycle:
             cwd=self.marks,
             stdin=subprocess.DEVNULL,
         )
+
+    @contextlib.contextmanager
+    def foreground(self, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+        """`start --foreground` in a child of the test; killed afterwards if it still runs."""
+        proc = self.popen("start", "--foreground", *args, **env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     @property
     def pid_file(self) -> Path:

@@ -60,7 +60,7 @@ def diagnose(load: Callable[[], MCPServerSettings]) -> list[Finding]:
     except ConfigurationError as exc:
         return [Finding("settings", ERROR, exc.message, exc.hint or ""), *_dependencies()]
     findings = [Finding("settings", OK, "all settings are valid")]
-    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+    paths = ServerPaths.for_settings(settings)
     cache = _cache_root(paths.cache_root)
     findings.append(cache)
     state: ServerState | None = None

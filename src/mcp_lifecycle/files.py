@@ -140,8 +140,3 @@ def read_no_follow(path: Path, max_bytes: int) -> bytes | None:
         return os.read(fd, max_bytes)
     finally:
         os.close(fd)
-
-
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -92,7 +92,7 @@ class HealthReport:
 
 
 def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHealthSnapshot]:
-    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+    paths = ServerPaths.for_settings(settings)
     state = inspect_server(paths)
     snapshot = RuntimeHealthSnapshot()
     age: float | None = None
@@ -233,7 +233,7 @@ def _timed(name: str, run: Callable[[], tuple[bool, str]]) -> Check:
 
 
 def _record(settings: LifecycleSettings, pid: int | None, report: HealthReport) -> None:
-    paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+    paths = ServerPaths.for_settings(settings)
 
     def mutate(snapshot: RuntimeHealthSnapshot) -> None:
         snapshot.probe = {

@@ -57,10 +57,6 @@ class StopResult:
     seconds: float
 
 
-def paths_for(settings: LifecycleSettings) -> ServerPaths:
-    return ServerPaths(settings.server_name, settings.resolved_cache_root)
-
-
 def clear_for_start(paths: ServerPaths, stale_pid_action: str, force: bool) -> str | None:
     """Refuse if a server runs; deal with a stale PID file. Returns a note for the person."""
     _refuse_shared_cache_root(paths)
@@ -115,7 +111,7 @@ def start_detached(
 ) -> StartResult:
     """Spawn `command` (which runs the server in the foreground, with `env` added to ours) and
     return once it is READY."""
-    paths = paths_for(settings)
+    paths = ServerPaths.for_settings(settings)
     ensure_cache_root(paths.cache_root)
     start_lock = StartLock(paths.start_lock)
     if not start_lock.acquire(timeout):

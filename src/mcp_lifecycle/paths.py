@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.settings_view import LifecycleSettings
 
 SNAPSHOT_NAME = "runtime_health.json"
 
@@ -12,6 +16,10 @@ SNAPSHOT_NAME = "runtime_health.json"
 class ServerPaths:
     server_name: str
     cache_root: Path
+
+    @classmethod
+    def for_settings(cls, settings: LifecycleSettings) -> ServerPaths:
+        return cls(settings.server_name, settings.resolved_cache_root)
 
     @property
     def pid(self) -> Path:

@@ -83,7 +83,7 @@ class ServerRuntime:
         ready_fd: int | None = None,
     ) -> None:
         self.settings = settings
-        self.paths = ServerPaths(settings.server_name, settings.resolved_cache_root)
+        self.paths = ServerPaths.for_settings(settings)
         self._start_handler = start_handler
         self._reload_settings = reload_settings
         self._reload_handler = reload_handler

@@ -10,9 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-# Properties of MCPServerSettings, stored with the values so the view needs no logic of its own.
-COMPUTED = ("resolved_cache_root", "heartbeat_interval", "url")
-
 
 class LifecycleSettings(Protocol):
     @property

@@ -68,35 +68,25 @@ def test_lock_record_of_a_dead_process_is_unverifiable(lifecycle: Lifecycle, spa
 
 def test_stop_signals_only_the_process_of_a_foreground_server(lifecycle: Lifecycle) -> None:
     # A foreground server shares our process group: stop must not signal the group.
-    proc = lifecycle.popen("start", "--foreground")
-    try:
+    with lifecycle.foreground() as proc:
         assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
         assert os.getpgid(proc.pid) != proc.pid
         result = lifecycle.run("stop")
         assert result.code == 0, result.err
         proc.communicate(timeout=10)
         assert proc.returncode == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_foreground_start_cleans_a_stale_pid_file(lifecycle: Lifecycle) -> None:
     lifecycle.cache_root.mkdir(mode=0o700)
     lifecycle.pid_file.write_text("abc")
-    proc = lifecycle.popen("start", "--foreground")
-    try:
+    with lifecycle.foreground() as proc:
         assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
         assert lifecycle.pid() == proc.pid
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
         assert "removed stale PID file" in err
         assert proc.returncode == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_start_handler_calling_exit(lifecycle: Lifecycle) -> None:

@@ -421,18 +421,13 @@ def test_stale_snapshot_makes_status_exit_4(lifecycle: Lifecycle) -> None:
 
 
 def test_foreground_start_runs_in_this_process_and_stops_on_sigterm(lifecycle: Lifecycle) -> None:
-    proc = lifecycle.popen("start", "--foreground")
-    try:
+    with lifecycle.foreground() as proc:
         assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
         assert lifecycle.pid() == proc.pid
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
         assert proc.returncode == 0
         assert not lifecycle.pid_file.exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_launch_as_python_dash_m(lifecycle: Lifecycle) -> None:

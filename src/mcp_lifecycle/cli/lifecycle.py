@@ -149,8 +149,9 @@ class LifecycleCommands:
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.files import ensure_cache_root
         from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV
-        from mcp_lifecycle.launcher import clear_for_start, paths_for
+        from mcp_lifecycle.launcher import clear_for_start
         from mcp_lifecycle.logs import configure_logging
+        from mcp_lifecycle.paths import ServerPaths
         from mcp_lifecycle.runtime import ServerRuntime
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
@@ -186,7 +187,9 @@ class LifecycleCommands:
         if ready_fd_text is None:
             # A detached start already did this under the start lock.
             ensure_cache_root(settings.resolved_cache_root)
-            note = clear_for_start(paths_for(settings), settings.stale_pid_action, force)
+            note = clear_for_start(
+                ServerPaths.for_settings(settings), settings.stale_pid_action, force
+            )
             if note:
                 logger.warning("%s", note)
         runtime = ServerRuntime(
@@ -222,10 +225,11 @@ class LifecycleCommands:
     def _stop(
         self, settings: "LifecycleSettings", timeout: float | None, no_kill: bool
     ) -> "StopResult":
-        from mcp_lifecycle.launcher import paths_for, stop_server
+        from mcp_lifecycle.launcher import stop_server
+        from mcp_lifecycle.paths import ServerPaths
 
         return stop_server(
-            paths_for(settings),
+            ServerPaths.for_settings(settings),
             timeout or settings.stop_timeout_seconds,
             kill=not no_kill,
             stop_handler=self.factory.stop_handler,

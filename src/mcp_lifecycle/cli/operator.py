@@ -124,7 +124,7 @@ class OperatorCommands:
         from mcp_lifecycle.paths import ServerPaths
 
         settings = self.factory.fast_settings(overrides(ctx))
-        path = ServerPaths(settings.server_name, settings.resolved_cache_root).log
+        path = ServerPaths.for_settings(settings).log
         if not path.exists():
             raise NotRunning(f"no log at {path}", hint="the log is written by a detached `start`")
         for line in last_lines(path, lines):
