@@ -111,6 +111,12 @@ def start_detached(
 ) -> StartResult:
     """Spawn `command` (which runs the server in the foreground, with `env` added to ours) and
     return once it is READY."""
+    if settings.transport == "stdio":
+        raise ConfigurationError(
+            f"{settings.server_name} speaks MCP over stdio and cannot run detached "
+            "(its stdin would be /dev/null)",
+            hint="let the MCP client run `start --foreground`; check it with `health --probe`",
+        )
     paths = ServerPaths.for_settings(settings)
     ensure_cache_root(paths.cache_root)
     start_lock = StartLock(paths.start_lock)

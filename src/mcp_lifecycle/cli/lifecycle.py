@@ -129,7 +129,6 @@ class LifecycleCommands:
         """Detached: the same CLI again in the foreground, on the same flags."""
         from mcp_lifecycle.launcher import start_detached
 
-        _refuse_detached_stdio(settings)
         return start_detached(
             settings,
             _python_command(ctx),
@@ -335,15 +334,6 @@ def _leave(code: int) -> None:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
-
-
-def _refuse_detached_stdio(settings: "MCPServerSettings") -> None:
-    if settings.transport == "stdio":
-        raise ConfigurationError(
-            f"{settings.server_name} speaks MCP over stdio and cannot run detached "
-            "(its stdin would be /dev/null)",
-            hint="let the MCP client run `start --foreground`; check it with `health --probe`",
-        )
 
 
 def _start_subcommand(ctx: Any) -> list[str]:
