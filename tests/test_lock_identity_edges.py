@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_lifecycle import control_socket, identity
-from mcp_lifecycle.control_socket import ControlSocket, address, owner
+from mcp_lifecycle.control_socket import ControlSocket, Holder, address, holder
 from mcp_lifecycle.identity import current_identity, mismatch_reason, parse_start_ticks
 from mcp_lifecycle.pidfile import ServerLock
 from mcp_lifecycle.snapshot import update_runtime_health
@@ -79,14 +79,14 @@ def test_a_process_that_vanishes_mid_check(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_control_socket_claim_owner_release(tmp_path: Path) -> None:
     name = address(tmp_path, "srv")
-    assert owner(name) is None
+    assert holder(name) is None
     first = ControlSocket(name)
     assert first.claim()
-    assert owner(name) == os.getpid()
+    assert holder(name) == Holder(os.getpid(), os.getuid())
     assert not ControlSocket(name).claim()
     first.release()
     first.release()  # twice is harmless
-    assert owner(name) is None
+    assert holder(name) is None
     again = ControlSocket(name)
     assert again.claim()
     child = os.fork()
@@ -95,9 +95,9 @@ def test_control_socket_claim_owner_release(tmp_path: Path) -> None:
         again.forget()
         os._exit(0)
     os.waitpid(child, 0)
-    assert owner(name) == os.getpid()
+    assert holder(name) == Holder(os.getpid(), os.getuid())
     again.release()
-    assert owner(name) is None
+    assert holder(name) is None
 
 
 def test_control_socket_names_differ_by_cache_root_and_server(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_without_abstract_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(control_socket, "SUPPORTED", False)
     name = b"\0mcp-lifecycle/unsupported"
     assert ControlSocket(name).claim() is True
-    assert owner(name) is None
+    assert holder(name) is None
 
 
 def test_forked_children_close_their_lock_fds() -> None:

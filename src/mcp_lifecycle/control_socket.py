@@ -3,6 +3,10 @@
 Deleting the cache root deletes the lock file, and a new `start` could then lock a fresh one
 while the old server still runs. A name in Linux's abstract socket namespace cannot be deleted:
 the kernel frees it when its last holder closes it, and SO_PEERCRED says which process that is.
+
+The name is predictable, so any local user can bind it first: holding it proves nothing by
+itself. `state.name_claim` decides whether its holder is our server (same user, and it holds
+the server's lock with a matching identity record); a holder that is not never blocks a start.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import struct
 import sys
 import threading
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 SUPPORTED = sys.platform.startswith("linux")
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
+_RELEASE_WAIT_SECONDS = 2.0
 
 
 def address(cache_root: Path, server_name: str) -> bytes:
@@ -32,12 +38,21 @@ def address(cache_root: Path, server_name: str) -> bytes:
     return b"\0mcp-lifecycle/" + digest.encode()
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a name, as the kernel says (SO_PEERCRED), not as the holder says."""
+
+    pid: int
+    uid: int
+
+
 class ControlSocket:
     """Held by the running server for its whole life, next to its flock."""
 
     def __init__(self, name: bytes) -> None:
         self.name = name
         self._sock: socket.socket | None = None
+        self._answerer: threading.Thread | None = None
 
     def claim(self) -> bool:
         """False if another live process holds the name."""
@@ -53,9 +68,10 @@ class ControlSocket:
             raise
         sock.listen(16)
         self._sock = sock
-        threading.Thread(
+        self._answerer = threading.Thread(
             target=self._answer, args=(sock,), name="mcp-lifecycle-control", daemon=True
-        ).start()
+        )
+        self._answerer.start()
         return True
 
     @staticmethod
@@ -69,21 +85,28 @@ class ControlSocket:
             conn.close()
 
     def release(self) -> None:
+        """Give the name back; when this returns, the name is free."""
         sock, self._sock = self._sock, None
+        answerer, self._answerer = self._answerer, None
         if sock is not None:
+            # The kernel keeps the name while a thread sits in accept(): shutdown wakes it,
+            # and the name is free only once it has returned.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            if answerer is not None and answerer is not threading.current_thread():
+                answerer.join(timeout=_RELEASE_WAIT_SECONDS)
             sock.close()
 
     def forget(self) -> None:
         """In a forked child: close our copy, so the name dies with the server."""
+        self._answerer = None  # a thread of the parent's; it does not run in the child
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
 
 
-def owner(name: bytes, timeout: float = 0.5) -> int | None:
-    """The PID of the process of this user holding `name`, or None."""
+def holder(name: bytes, timeout: float = 0.5) -> Holder | None:
+    """The process holding `name`, whoever it runs as; None if no one does."""
     if not SUPPORTED:
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
@@ -95,4 +118,4 @@ def owner(name: bytes, timeout: float = 0.5) -> int | None:
             )
         except OSError:
             return None
-    return pid if uid == os.getuid() and pid > 0 else None
+    return Holder(pid, uid) if pid > 0 else None

@@ -21,7 +21,7 @@ from mcp_lifecycle.settings_view import LifecycleSettings
 
 if TYPE_CHECKING:
     from mcp_lifecycle.settings import MCPServerSettings
-from mcp_lifecycle.state import Condition, ServerState, inspect_server
+from mcp_lifecycle.state import Condition, ServerState, inspect_server, name_claim
 
 OK, WARN, ERROR = "ok", "warn", "error"
 DEPENDENCIES = ("mcp", "typer", "pydantic", "pydantic-settings", "psutil", "uvicorn", "PyYAML")
@@ -67,6 +67,7 @@ def diagnose(load: Callable[[], MCPServerSettings]) -> list[Finding]:
     if cache.level != ERROR:
         state, finding = _server_files(paths)
         findings.append(finding)
+        findings.append(_name(paths))
     if settings.port is not None:
         findings.append(_port(settings, state))
     findings.append(_log_file(paths.log, "server log"))
@@ -112,6 +113,22 @@ def _server_files(paths: ServerPaths) -> tuple[ServerState | None, Finding]:
     )
 
 
+def _name(paths: ServerPaths) -> Finding:
+    claim = name_claim(paths)
+    if claim is None:
+        return Finding("name", OK, "no other process holds the server's name")
+    if claim.proven:
+        return Finding("name", OK, f"held by the server (PID {claim.holder.pid})")
+    return Finding(
+        "name",
+        WARN,
+        f"the server's abstract socket name is held by {claim.describe()}: it cannot stop a "
+        "start, but a server started now runs without the name, so deleting its cache root "
+        "while it runs would let a second one start",
+        f"find out why PID {claim.holder.pid} holds it (`ps -o user,cmd -p {claim.holder.pid}`)",
+    )
+
+
 def _port(settings: LifecycleSettings, state: ServerState | None) -> Finding:
     port = settings.port
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as sock:
@@ -142,6 +159,10 @@ def _port(settings: LifecycleSettings, state: ServerState | None) -> Finding:
 
 
 def _log_file(path: Path, what: str) -> Finding:
+    if path.is_symlink():
+        return Finding(
+            what, ERROR, f"{path} is a symlink; a server refuses to log through it", f"rm {path}"
+        )
     target = path if path.exists() else path.parent
     if not target.exists():
         return Finding(what, OK, f"{path} will be created")

@@ -15,7 +15,8 @@ from mcp_lifecycle.errors import InsecurePathError
 
 
 def validate_cache_ownership(path: Path) -> None:
-    """Refuse a cache root that is a symlink, not a directory, not ours, or writable by others.
+    """Refuse a cache root that is a symlink, not a directory, not ours, or writable by others,
+    or that lies under a folder someone else could swap (see `check_parents`).
 
     A directory others can write to lets them plant a snapshot or PID file we would trust.
     """
@@ -45,6 +46,40 @@ def validate_cache_ownership(path: Path) -> None:
             f"cache root {path} is writable by others (mode {stat.S_IMODE(st.st_mode):03o})",
             hint=f"run `chmod 700 {path}`",
         )
+    check_parents(path)
+
+
+def check_parents(path: Path) -> None:
+    """Refuse `path` if another user could replace one of the folders above it.
+
+    As OpenSSH checks the path of `authorized_keys`: each folder from `/` down, on the path as
+    given and on the path its symlinks lead to, must be owned by us or root and not writable by
+    group or others, unless it is sticky (as /tmp is: there only an entry's owner may rename or
+    remove it, so our folder inside it stays ours). Symlinks themselves cannot be changed, only
+    replaced by whoever may write to the folder holding them, which this same rule covers.
+    """
+    uid = os.getuid()
+    absolute = Path(os.path.abspath(path))
+    folders = {*absolute.parents, *Path(os.path.realpath(absolute)).parents}
+    for folder in sorted(folders, key=lambda p: len(p.parts)):
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            continue  # a missing folder of the path as given: its real path is checked instead
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if st.st_uid not in (0, uid):
+            raise InsecurePathError(
+                f"{folder}, a folder above the cache root {path}, is owned by uid "
+                f"{st.st_uid}: they could swap what lies below it",
+                hint="choose a cache_root whose every folder is yours or root's",
+            )
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            raise InsecurePathError(
+                f"{folder}, a folder above the cache root {path}, is writable by others "
+                f"(mode {stat.S_IMODE(st.st_mode):03o}): they could swap what lies below it",
+                hint=f"run `chmod go-w {folder}`, or choose another cache_root",
+            )
 
 
 def ensure_cache_root(path: Path) -> Path:
@@ -54,6 +89,32 @@ def ensure_cache_root(path: Path) -> Path:
             path.mkdir(mode=0o700, parents=True)
     validate_cache_ownership(path)
     return path
+
+
+def open_folder(path: Path) -> int:
+    """A file descriptor on the folder at `path`, never through a symlink."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def same_folder(fd: int, path: Path, *, follow: bool = False) -> bool:
+    """Whether `path` still names the folder open as `fd`."""
+    try:
+        on_disk = os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def through_fd(fd: int, path: Path) -> Path:
+    """A path that reaches the folder open as `fd` whatever later happens at `path`.
+
+    On Linux, /proc/self/fd/N resolves to the folder the descriptor holds (as openat does), so
+    every file call made through it stays in that folder after a rename or swap at `path`.
+    Where /proc is missing, `path` itself.
+    """
+    anchored = Path(f"/proc/self/fd/{fd}")
+    return anchored if same_folder(fd, anchored, follow=True) else path
 
 
 def not_a_file(path: Path) -> InsecurePathError:
@@ -108,6 +169,36 @@ def open_no_follow(path: Path, flags: int, mode: int = 0o600) -> int:
         if exc.errno == errno.EISDIR:
             raise not_a_file(path) from None
         raise
+
+
+def open_private_append(path: Path) -> int:
+    """Open a log file for appending, created 0600 from its first byte.
+
+    Refused (InsecurePathError) unless it is a regular file of ours with no other name: a
+    symlink or hard link planted at `path` must never send our output into another file.
+    """
+    # O_NONBLOCK: a FIFO planted at `path` must not hang the open.
+    fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_file(path)
+        if st.st_uid != os.geteuid():
+            raise InsecurePathError(
+                f"{path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})",
+                hint=f"remove it, or log elsewhere: rm {path}",
+            )
+        if st.st_nlink > 1:
+            raise InsecurePathError(
+                f"{path} has {st.st_nlink} names (a hard link); refusing to write to it",
+                hint=f"remove it: rm {path}",
+            )
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def flock_exclusive(fd: int, wait_seconds: float) -> bool:

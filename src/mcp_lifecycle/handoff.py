@@ -11,3 +11,18 @@ LOG_ENV = "MCP_LIFECYCLE_LOG"
 OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
 READY_MESSAGE = "READY"
 FAILED_PREFIX = "FAILED"
+
+
+def failure_line(code: int, message: str, hint: str | None = None) -> str:
+    return f"{FAILED_PREFIX} {code} {message}\t{hint or ''}"
+
+
+def send_line(fd: int, line: str) -> None:
+    """Write the one line and close the pipe; a starter that went away is no error."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        os.write(fd, (line.replace("\n", " ").rstrip("\t") + "\n").encode())
+    with contextlib.suppress(OSError):
+        os.close(fd)

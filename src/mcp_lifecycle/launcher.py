@@ -29,7 +29,12 @@ from mcp_lifecycle.errors import (
     StopTimeout,
     error_for_exit_code,
 )
-from mcp_lifecycle.files import ensure_cache_root, open_no_follow, read_no_follow, refuse_symlink
+from mcp_lifecycle.files import (
+    ensure_cache_root,
+    open_private_append,
+    read_no_follow,
+    refuse_symlink,
+)
 from mcp_lifecycle.handoff import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
@@ -157,7 +162,7 @@ def _spawn_and_wait(
 ) -> StartResult:
     refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
-    log_fd = open_no_follow(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    log_fd = open_private_append(paths.log)
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
     env = {**os.environ, **extra_env, READY_FD_ENV: str(write_fd), LOG_ENV: str(paths.log)}

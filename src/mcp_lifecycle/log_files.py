@@ -1,13 +1,27 @@
-"""The detached server's log file: rotated by size, with stdout and stderr following it."""
+"""Log files: private (0600, never through a link), rotated by size; the detached server's
+log with stdout and stderr following it."""
 
 from __future__ import annotations
 
+import io
 import logging.handlers
 import os
 import sys
+from pathlib import Path
+
+from mcp_lifecycle.files import open_private_append
 
 
-class OutputLogHandler(logging.handlers.RotatingFileHandler):
+class PrivateLogHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose every file, the first and each after a rotation, is opened
+    by `open_private_append`: 0600 from the first byte, and never through a planted link."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = open_private_append(Path(self.baseFilename))
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+class OutputLogHandler(PrivateLogHandler):
     """Logs to the file this process's stdout and stderr point at (a detached server's log),
     and after each rotation points them at the new file, so prints and crashes rotate too."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,16 +82,13 @@ def configure_logging(
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
-        from logging.handlers import RotatingFileHandler
+        from mcp_lifecycle.log_files import PrivateLogHandler
 
         path = Path(log_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handlers.append(
-            RotatingFileHandler(
-                path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-            )
+            PrivateLogHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         )
-        os.chmod(path, 0o600)
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(_ServerName(server_name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,22 @@ if TYPE_CHECKING:
     from mcp_lifecycle.settings_view import LifecycleSettings
 
 SNAPSHOT_NAME = "runtime_health.json"
+
+# A server's name becomes file names (`<name>.start.lock`) and a folder of the state directory:
+# it must never be `.`, `..`, a path, an option, or longer than a file name may be.
+NAME_MAX_LENGTH = 64
+NAME_RULE = (
+    f"1 to {NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX_LENGTH - 1}}}")
+
+
+def server_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a server; None when it can."""
+    if _NAME.fullmatch(name):
+        return None
+    shown = name if len(name) <= 40 else f"{name[:40]}... ({len(name)} characters)"
+    return f"server name {shown!r} is not a safe file name: use {NAME_RULE}"
 
 
 @dataclass(frozen=True)

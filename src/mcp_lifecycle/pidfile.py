@@ -103,6 +103,52 @@ def read_lock_record(path: Path) -> ProcessIdentity | None:
     return ProcessIdentity.from_json(data.decode("utf-8", errors="replace"))
 
 
+def record_held_by(pid: int, lock_name: str) -> ProcessIdentity | None:
+    """The identity record of a lock file called `lock_name` that process `pid` holds open and
+    exclusively locked, even if that file was deleted or moved since; None if it holds none.
+
+    Read from the kernel's view of the process (/proc/PID/fd, Linux; same user or root only),
+    never from anything the process says about itself.
+    """
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        entries = os.listdir(fd_dir)
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            target = os.readlink(f"{fd_dir}/{entry}")
+        except OSError:
+            continue
+        if os.path.basename(target.removesuffix(" (deleted)")) != lock_name:
+            continue
+        record = _locked_record(f"{fd_dir}/{entry}")
+        if record is not None and record.pid == pid:
+            return record
+    return None
+
+
+def _locked_record(fd_path: str) -> ProcessIdentity | None:
+    """The record in the file behind `fd_path` if someone holds its exclusive lock."""
+    try:
+        # The magic link reopens the very file the process holds, deleted or not.
+        fd = os.open(fd_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            data = os.pread(fd, _RECORD_MAX_BYTES, 0)
+            return ProcessIdentity.from_json(data.decode("utf-8", errors="replace"))
+        return None  # not locked: whoever opened it is not holding a server's lock
+    finally:
+        os.close(fd)
+
+
 class ServerLock:
     """The exclusive lock a running server holds; its file records the holder's identity."""
 

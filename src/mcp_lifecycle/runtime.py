@@ -24,8 +24,8 @@ from mcp_lifecycle.errors import (
     LifecycleError,
     ServerFailed,
 )
-from mcp_lifecycle.files import ensure_cache_root
-from mcp_lifecycle.handoff import FAILED_PREFIX, READY_MESSAGE
+from mcp_lifecycle.files import ensure_cache_root, open_folder, same_folder, through_fd
+from mcp_lifecycle.handoff import READY_MESSAGE, failure_line, send_line
 from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.paths import ServerPaths
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 # Settings a running server cannot take up without a restart: they name its files and socket.
 RESTART_ONLY = ("server_name", "cache_root", "host", "port", "http_path")
 _CLEANUP_WRITE_WAIT_SECONDS = 5.0
+_CLAIM_ATTEMPTS = 3
 
 _current: ServerRuntime | None = None
 
@@ -83,7 +84,11 @@ class ServerRuntime:
         ready_fd: int | None = None,
     ) -> None:
         self.settings = settings
+        # `paths` names the files for people and for the name claim; every read and write goes
+        # through `_files`, which stays in the folder the server opened at start (see run()).
         self.paths = ServerPaths.for_settings(settings)
+        self._files = self.paths
+        self._folder_fds: list[int] = []  # the newest last; older ones stay open until cleanup
         self._start_handler = start_handler
         self._reload_settings = reload_settings
         self._reload_handler = reload_handler
@@ -148,9 +153,12 @@ class ServerRuntime:
         LifecycleError the start handler raised."""
         global _current  # noqa: PLW0603
         ensure_cache_root(self.paths.cache_root)
+        self._open_folder()
+        self._lock = ServerLock(self._files.lock)
         if not self._lock.acquire() or not self._claim_name():
             error = AlreadyRunning(f"{self.settings.server_name} is already running")
-            self._send_ready(f"{FAILED_PREFIX} {int(error.exit_code)} {error.message}")
+            self._send_ready(failure_line(int(error.exit_code), error.message))
+            self._close_folder()
             raise error
         _current = self
         readiness.set_ready_callback(self.mark_ready)
@@ -160,7 +168,7 @@ class ServerRuntime:
             previous_sigchld = signal.signal(signal.SIGCHLD, lambda *_: self._wake.set())
         failure: BaseException | None = None
         try:
-            write_pid_file(self.paths.pid)
+            write_pid_file(self._files.pid)
             self._write_snapshot()
             self._heartbeat = threading.Thread(
                 target=self._heartbeat_loop, name="mcp-lifecycle-heartbeat", daemon=True
@@ -185,10 +193,26 @@ class ServerRuntime:
             raise ServerFailed(f"the server failed: {_describe(failure)}") from failure
 
     def _claim_name(self) -> bool:
-        if self._control.claim():
+        """False if our server already runs under this name (its lock file deleted or moved,
+        so our own lock proved nothing). Anyone else holding the name never stops us."""
+        from mcp_lifecycle.state import name_claim
+
+        for _ in range(_CLAIM_ATTEMPTS):
+            if self._control.claim():
+                return True
+            claim = name_claim(self.paths)
+            if claim is None:
+                continue  # its holder just let go: try again
+            if claim.proven:
+                self._lock.release()
+                return False
+            logger.warning(
+                "the name of %s is held by %s; going on without it (`doctor` shows it)",
+                self.settings.server_name,
+                claim.describe(),
+            )
             return True
-        self._lock.release()  # a server whose lock file was deleted still runs under our name
-        return False
+        return True
 
     def _call_start_handler(self) -> BaseException | None:
         if self._shutdown_signals:
@@ -220,7 +244,7 @@ class ServerRuntime:
                 logger.debug("failure details", exc_info=failure)
                 code = failure.exit_code if isinstance(failure, LifecycleError) else 1
                 hint = failure.hint if isinstance(failure, LifecycleError) else None
-                self._send_ready(f"{FAILED_PREFIX} {int(code)} {_describe(failure)}\t{hint or ''}")
+                self._send_ready(failure_line(int(code), _describe(failure), hint))
             else:
                 logger.info("stopping %s", self.settings.server_name)
             self._stop_heartbeat.set()
@@ -231,7 +255,7 @@ class ServerRuntime:
                 self._state = "stopped"
             readiness.sd_notify("STOPPING=1")
             self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
-            remove_pid_file(self.paths.pid, os.getpid())
+            remove_pid_file(self._files.pid, os.getpid())
         finally:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
@@ -239,6 +263,7 @@ class ServerRuntime:
             self._control.release()
             for lock in (self._lock, *self._restored_locks):
                 lock.release()
+            self._close_folder()
             signals.restore()
             logger.info("%s stopped", self.settings.server_name)
 
@@ -301,29 +326,54 @@ class ServerRuntime:
         self._restore_files()
         self._write_snapshot()
 
+    def _open_folder(self) -> None:
+        """Open the cache root once and work through that descriptor, so that whatever later
+        happens at its path (a rename, a swap for a symlink) cannot redirect our writes."""
+        fd = open_folder(self.paths.cache_root)
+        # An older descriptor stays open: another thread may be writing through it right now.
+        self._folder_fds.append(fd)
+        self._files = ServerPaths(self.paths.server_name, through_fd(fd, self.paths.cache_root))
+
+    def _close_folder(self) -> None:
+        fds, self._folder_fds = self._folder_fds, []
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def _restore_files(self) -> None:
         """Put back what someone deleted while we run: the cache root, PID file and lock."""
-        paths = self.paths
         try:
-            if not os.path.isdir(paths.cache_root):
-                logger.warning("the cache root %s was removed; restoring it", paths.cache_root)
-                ensure_cache_root(paths.cache_root)
+            self._follow_cache_root()
+            files = self._files
             try:
-                recorded = read_pid_file(paths.pid)
+                recorded = read_pid_file(files.pid)
             except CorruptFile:
                 recorded = None
             if recorded != os.getpid():
-                logger.warning("the PID file %s was removed or changed; restoring it", paths.pid)
-                write_pid_file(paths.pid)
-            if not any(lock.holds(paths.lock) for lock in (self._lock, *self._restored_locks)):
-                logger.warning("the lock file %s was removed; restoring it", paths.lock)
-                lock = ServerLock(paths.lock)
+                logger.warning(
+                    "the PID file %s was removed or changed; restoring it", self.paths.pid
+                )
+                write_pid_file(files.pid)
+            if not any(lock.holds(files.lock) for lock in (self._lock, *self._restored_locks)):
+                logger.warning("the lock file %s was removed; restoring it", self.paths.lock)
+                lock = ServerLock(files.lock)
                 if lock.acquire(wait_seconds=0):
                     self._restored_locks.append(lock)
                 else:
-                    logger.error("another process holds %s; not restored", paths.lock)
+                    logger.error("another process holds %s; not restored", self.paths.lock)
         except (OSError, LifecycleError) as exc:
             logger.warning("could not restore the server's files: %s", exc)
+
+    def _follow_cache_root(self) -> None:
+        """When the cache root's path no longer names our folder, move to what it names now,
+        but only if that passes every check a new cache root must pass; else stay put."""
+        root = self.paths.cache_root
+        if not self._folder_fds or same_folder(self._folder_fds[-1], root):
+            return
+        if not os.path.lexists(root):
+            logger.warning("the cache root %s was removed; restoring it", root)
+        ensure_cache_root(root)  # raises InsecurePathError for a swapped-in symlink or stranger
+        self._open_folder()
 
     def _reload(self) -> None:
         if self._reload_settings is None:
@@ -376,7 +426,7 @@ class ServerRuntime:
             logger.warning("the health snapshot is busy; not written")
             return
         try:
-            update_runtime_health(self.paths.snapshot, mutate)
+            update_runtime_health(self._files.snapshot, mutate)
         except (OSError, LifecycleError) as exc:
             logger.warning("could not write the health snapshot (will retry): %s", exc)
         finally:
@@ -392,12 +442,8 @@ class ServerRuntime:
 
     def _send_ready(self, message: str) -> None:
         fd = self._take_ready_fd()
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.write(fd, (message.replace("\n", " ").rstrip("\t") + "\n").encode())
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        if fd is not None:
+            send_line(fd, message)
 
     def _close_ready_fd(self) -> None:
         fd = self._take_ready_fd()

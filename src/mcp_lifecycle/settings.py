@@ -25,6 +25,7 @@ from pydantic_settings import (
 from mcp_lifecycle.config_sources import ENV_PREFIX, Source, YamlFile, source_of, yaml_files_for
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.logs import LOG_LEVELS
+from mcp_lifecycle.paths import server_name_problem
 
 # Which YAML files and code defaults apply to the settings being built right now; a context
 # variable because pydantic-settings builds sources from the class, not the instance.
@@ -45,7 +46,7 @@ class MCPServerSettings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=False
     )
 
-    server_name: str = Field(default="mcp-server", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    server_name: str = "mcp-server"
     cache_root: Path | None = Field(
         default=None, description="where PID, lock, snapshot and log live (default: per user)"
     )
@@ -74,6 +75,14 @@ class MCPServerSettings(BaseSettings):
         if isinstance(value, str) and value.upper() in LOG_LEVELS:
             return value.upper()
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+
+    @field_validator("server_name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        problem = server_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("cache_root", "log_file", mode="after")
     @classmethod

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides
+from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides, edge
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -167,6 +168,21 @@ class MCPServerCLIFactory:
             flags = Overrides(dict(flags), {name: f"--set {name}" for name in flags})
         return self.resolve_settings(flags).settings
 
+    def _checked_name(self, callback: _F) -> _F:
+        """Every command refuses a server name that is not a safe file name (exit 5)."""
+        from mcp_lifecycle.paths import server_name_problem
+
+        @functools.wraps(callback)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            problem = server_name_problem(self.server_name)
+            if problem is not None:
+                raise ConfigurationError(
+                    problem, hint="change the name given to MCPServerCLIFactory"
+                )
+            return callback(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
     def create_app(self) -> typer.Typer:
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
         from mcp_lifecycle.cli.operator import OperatorCommands, register_service
@@ -180,7 +196,7 @@ class MCPServerCLIFactory:
             add_completion=False,
             pretty_exceptions_enable=False,
         )
-        app.callback()(root_options)
+        app.callback()(edge(self._checked_name(root_options)))
         LifecycleCommands(self).register(app)
         OperatorCommands(self).register(app)
         register_service(app, self)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.health import StatusReport
     from mcp_lifecycle.launcher import StartResult, StopResult
+    from mcp_lifecycle.runtime import ServerRuntime
     from mcp_lifecycle.settings import MCPServerSettings
     from mcp_lifecycle.settings_view import LifecycleSettings
 
@@ -146,12 +147,7 @@ class LifecycleCommands:
         return self.factory.start_handler
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
-        from mcp_lifecycle.files import ensure_cache_root
-        from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV
-        from mcp_lifecycle.launcher import clear_for_start
-        from mcp_lifecycle.logs import configure_logging
-        from mcp_lifecycle.paths import ServerPaths
-        from mcp_lifecycle.runtime import ServerRuntime
+        from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
         # not for the server's own children.
@@ -160,6 +156,31 @@ class LifecycleCommands:
         )
         ready_fd_text = os.environ.pop(READY_FD_ENV, None)
         detached_log = os.environ.pop(LOG_ENV, None)
+        try:
+            runtime = self._prepare_runtime(flags, force, ready_fd_text, detached_log)
+        except LifecycleError as exc:
+            if ready_fd_text is not None:
+                # A failure before the runtime exists still reaches the waiting `start` with
+                # its own exit code and message, not as "exited with code N".
+                send_line(
+                    int(ready_fd_text), failure_line(int(exc.exit_code), exc.message, exc.hint)
+                )
+            raise
+        runtime.run()
+
+    def _prepare_runtime(
+        self,
+        flags: Overrides,
+        force: bool,
+        ready_fd_text: str | None,
+        detached_log: str | None,
+    ) -> "ServerRuntime":
+        from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.launcher import clear_for_start
+        from mcp_lifecycle.logs import configure_logging
+        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.runtime import ServerRuntime
+
         settings = self.factory.resolve_settings(flags).settings
         handler = self._require_handler()
         if settings.transport == "stdio":
@@ -191,14 +212,13 @@ class LifecycleCommands:
             )
             if note:
                 logger.warning("%s", note)
-        runtime = ServerRuntime(
+        return ServerRuntime(
             settings,
             handler,
             reload_settings=lambda: self.factory.resolve_settings(flags).settings,
             reload_handler=self.factory.reload_handler,
             ready_fd=int(ready_fd_text) if ready_fd_text else None,
         )
-        runtime.run()
 
     # -- stop and restart ----------------------------------------------------------------
 
