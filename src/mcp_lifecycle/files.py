@@ -85,6 +85,7 @@ def check_parents(path: Path) -> None:
 def ensure_cache_root(path: Path) -> Path:
     """Create the cache root owner-only if missing, then validate it."""
     if not os.path.lexists(path):
+        check_parents(path)  # nothing is created under a folder someone else controls
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=0o700, parents=True)
     validate_cache_ownership(path)
