@@ -209,10 +209,10 @@ def test_a_server_name_must_be_a_safe_file_name(
     lifecycle: Lifecycle, tmp_path: Path, name: str
 ) -> None:
     state = tmp_path / "state"
-    env = {"TOY_NAME": name, "XDG_STATE_HOME": str(state)}
     lifecycle.env.pop("MCP_SERVER_CACHE_ROOT")
+    lifecycle.set_env(TOY_NAME=name, XDG_STATE_HOME=str(state))
     for command in ("start", "status", "stop"):
-        result = lifecycle.run(command, **env)
+        result = lifecycle.run(command)
         assert result.code == 5, result
         assert "is not a safe file name" in result.err
         assert "1 to 64 letters" in result.err
