@@ -1,42 +1,181 @@
 """Service definitions for the engines that run servers in production: a systemd unit and a
 Kubernetes Deployment with its Service. mcp-lifecycle fits them instead of imitating them: the
 engine supervises `start --foreground`, and the library speaks its protocols (sd_notify,
-signals, /healthz and /readyz, exit codes)."""
+signals, /healthz and /readyz, exit codes).
+
+What goes into a definition is only what the server declares: its settings, given as
+`MCP_SERVER_<FIELD>` variables or as flags. Secrets (fields typed `SecretStr`, or named like
+one) never appear in clear: systemd reads them from an `EnvironmentFile=` of mode 0600,
+Kubernetes from a `Secret` by reference.
+"""
 
 from __future__ import annotations
 
 import math
-import shlex
-from typing import Any
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mcp_lifecycle.settings_view import LifecycleSettings
+from mcp_lifecycle.config_sources import ENV_PREFIX
+from mcp_lifecycle.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.settings import MCPServerSettings
 
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
 # Time the engine gives `stop` beyond the server's own stop timeout before it SIGKILLs.
 _STOP_MARGIN_SECONDS = 5
+# Parts of a setting's name that mark it as a secret even when it is typed as a plain str.
+_SECRET_WORDS = frozenset(
+    {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "KEY", "APIKEY", "CREDENTIALS"}
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEMP_FOLDERS = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - names, not files we use
+
+
+@dataclass(frozen=True)
+class ServiceInputs:
+    """The settings a definition carries: plain variables, secret variables, and flags."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+
+def is_secret(settings_cls: type[MCPServerSettings], name: str) -> bool:
+    """A field typed SecretStr/SecretBytes (alone or in a union), or whose name has a
+    secret-sounding part."""
+    info = settings_cls.model_fields.get(name)
+    if info is not None and _holds_secret_type(info.annotation):
+        return True
+    return bool(_SECRET_WORDS.intersection(name.upper().split("_")))
+
+
+def _holds_secret_type(annotation: Any) -> bool:
+    from pydantic import SecretBytes, SecretStr
+
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
+        return True
+    return any(_holds_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def service_inputs(
+    settings_cls: type[MCPServerSettings],
+    environ: dict[str, str],
+    flags: dict[str, Any],
+) -> ServiceInputs:
+    """Split what is in force now into what a definition may carry in clear and what it must
+    carry by reference. Variables the settings class does not declare are left out."""
+    declared = {f"{ENV_PREFIX}{name}".upper(): name for name in settings_cls.model_fields}
+    inputs = ServiceInputs()
+    for variable, value in sorted(environ.items()):
+        name = declared.get(variable.upper())
+        if name is None:
+            continue
+        target = inputs.secrets if is_secret(settings_cls, name) else inputs.variables
+        target[variable.upper()] = value
+    for name, value in flags.items():
+        text = _flag_text(value)
+        if is_secret(settings_cls, name):
+            inputs.secrets[f"{ENV_PREFIX}{name}".upper()] = text
+        else:
+            inputs.flags.append(f"--set={name}={text}")
+    return inputs
+
+
+def _flag_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "get_secret_value"):
+        return str(value.get_secret_value())
+    return str(value)
+
+
+# -- systemd ---------------------------------------------------------------------------------
+
+
+def _refuse_control(value: str, what: str) -> None:
+    if _CONTROL.search(value):
+        raise ConfigurationError(
+            f"{what} holds a newline or control character, which would change the unit: "
+            f"{value[:60]!r}",
+            hint="remove it from the setting, variable or path",
+        )
+
+
+def systemd_word(value: str, what: str, *, argument: bool = False) -> str:
+    """`value` as one word, read back by systemd exactly as given.
+
+    Quoted, with backslash and quote escaped (systemd reads C escapes inside quotes), `%`
+    doubled (specifiers are expanded even inside quotes) and, in a command's arguments, `$`
+    doubled (variables are expanded there, though not in the executable's own name). A
+    newline would start a directive of its own: refused.
+    """
+    _refuse_control(value, what)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    if argument:
+        escaped = escaped.replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def systemd_path(value: str, what: str) -> str:
+    """An absolute path for a directive that takes one path verbatim (no quotes): only
+    specifiers are expanded there."""
+    _refuse_control(value, what)
+    return value.replace("%", "%%")
+
+
+def environment_file(variables: dict[str, str]) -> str:
+    """An EnvironmentFile= text: one assignment a line, values double-quoted as systemd's
+    env-file parser reads them (backslash, quote, `$` and backquote escaped)."""
+    lines = []
+    for name, value in sorted(variables.items()):
+        _refuse_control(value, f"the value of {name}")
+        escaped = re.sub(r'([\\"$`])', r"\\\1", value)
+        lines.append(f'{name}="{escaped}"\n')
+    return "".join(lines)
 
 
 def systemd_unit(
-    settings: LifecycleSettings,
+    settings: MCPServerSettings,
     command: list[str],
     working_directory: str,
-    environment: dict[str, str],
+    inputs: ServiceInputs,
     user: str | None,
+    secrets_file: Path | None,
 ) -> str:
     """A Type=notify unit: systemd waits for READY=1, reloads with SIGHUP, and stops with
-    SIGTERM to the server and then SIGKILL to what is left (KillMode=mixed).
-
-    `command` carries the flags the definition was made with; `environment` the variables, the
-    cache root pinned among them so that `status` run by `user` finds the server."""
-    start = shlex.join([*command, "start", "--foreground"])
-    env_lines = "".join(
-        f"Environment={shlex.quote(f'{name}={value}')}\n"
-        for name, value in sorted(environment.items())
+    SIGTERM to the server and then SIGKILL to what is left (KillMode=mixed). Sandboxed to
+    what a Python MCP server needs: see docs/operations.md for each directive."""
+    cache_root = settings.resolved_cache_root
+    arguments = [*command[1:], *inputs.flags, "start", "--foreground"]
+    start = " ".join(
+        [
+            systemd_word(command[0], "the command"),
+            *(systemd_word(word, "the command", argument=True) for word in arguments),
+        ]
     )
+    variables = {**inputs.variables, f"{ENV_PREFIX}CACHE_ROOT": str(cache_root)}
+    env_lines = "".join(
+        f"Environment={systemd_word(f'{name}={value}', name)}\n"
+        for name, value in sorted(variables.items())
+    )
+    if secrets_file is not None:
+        env_lines += f"EnvironmentFile={systemd_path(str(secrets_file), 'the secrets file')}\n"
+    writable = [cache_root]
+    if settings.log_file is not None:
+        writable.append(settings.log_file.parent)
+    read_write = " ".join(systemd_word(str(path), "a writable path") for path in writable)
+    # A private /tmp would hide a cache root kept there from `status` run outside the unit.
+    shared_tmp = any(_under(path, folder) for path in writable for folder in _TEMP_FOLDERS)
+    private_tmp = "no" if shared_tmp else "yes"
     user_line = f"User={user}\n" if user else ""
     stop_seconds = math.ceil(settings.stop_timeout_seconds) + _STOP_MARGIN_SECONDS
     watchdog = math.ceil(settings.health_ttl_seconds)
+    workdir = systemd_path(working_directory, "the working directory")
     return f"""\
 [Unit]
 Description=MCP server {settings.server_name} (mcp-lifecycle)
@@ -48,7 +187,7 @@ Type=notify
 NotifyAccess=main
 ExecStart={start}
 ExecReload=/bin/kill -HUP $MAINPID
-WorkingDirectory={working_directory}
+WorkingDirectory={workdir}
 {user_line}{env_lines}
 KillMode=mixed
 KillSignal=SIGTERM
@@ -58,47 +197,124 @@ WatchdogSec={watchdog}
 Restart=on-failure
 RestartSec=2
 
+# Sandbox: see docs/operations.md for why each line is here and what it costs.
+UMask=0077
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectSystem=strict
+ProtectHome=read-only
+ReadWritePaths={read_write}
+PrivateTmp={private_tmp}
+PrivateDevices=yes
+PrivateMounts=yes
+DevicePolicy=closed
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+
 [Install]
 WantedBy=multi-user.target
 """
 
 
+def _under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+# -- Kubernetes ------------------------------------------------------------------------------
+
 STATE_MOUNT = "/var/lib/mcp-lifecycle"
+# A non-root user any image can run as; fsGroup makes the emptyDir volumes its own.
+RUN_AS = 65532
+
+
+def object_name(server_name: str) -> str:
+    """The server's name as Kubernetes names objects (lowercase letters, digits and '-')."""
+    return re.sub(r"[^a-z0-9-]", "-", server_name.lower()).strip("-") or "mcp-server"
+
+
+def secret_name(server_name: str) -> str:
+    return f"{object_name(server_name)}-secrets"
 
 
 def kubernetes_manifests(
-    settings: LifecycleSettings, command: list[str], image: str, environment: dict[str, str]
+    settings: MCPServerSettings,
+    command: list[str],
+    image: str,
+    inputs: ServiceInputs,
+    resources: dict[str, dict[str, str]],
 ) -> list[dict[str, Any]]:
     """A Deployment (one replica; the server is PID 1 in its container, in the foreground) and,
-    for an HTTP server, a Service in front of it. The cache root lives in an emptyDir, in a
-    folder the server creates private."""
-    name = settings.server_name
+    for an HTTP server, a Service in front of it. It meets the `restricted` Pod Security
+    Standard: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp, a
+    read-only root filesystem; the cache root and /tmp are emptyDir volumes."""
+    name = object_name(settings.server_name)
     pinned = {
-        **environment,
-        "MCP_SERVER_JSON_LOGS": "true",
-        "MCP_SERVER_CACHE_ROOT": f"{STATE_MOUNT}/{name}",
+        **inputs.variables,
+        f"{ENV_PREFIX}JSON_LOGS": "true",
+        f"{ENV_PREFIX}CACHE_ROOT": f"{STATE_MOUNT}/{settings.server_name}",
+        # The root filesystem is read-only: the settings cache of exec probes goes to /tmp.
+        "XDG_CACHE_HOME": "/tmp/.cache",  # noqa: S108
     }
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "mcp-lifecycle"}
-    exec_health = {"exec": {"command": [*command, "health"]}}
+    if settings.port is not None:
+        pinned[f"{ENV_PREFIX}HOST"] = "0.0.0.0"  # noqa: S104
+        pinned[f"{ENV_PREFIX}PORT"] = str(settings.port)
+    env: list[dict[str, Any]] = [
+        {"name": key, "value": value} for key, value in sorted(pinned.items())
+    ]
+    env += [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name(name), "key": key}}}
+        for key in sorted(inputs.secrets)
+    ]
+    labels = {
+        "app.kubernetes.io/name": settings.server_name,
+        "app.kubernetes.io/managed-by": "mcp-lifecycle",
+    }
+    cli = [*command, *inputs.flags]
+    exec_health = {"exec": {"command": [*cli, "health"]}}
+    startup_failures = max(1, math.ceil(settings.startup_timeout_seconds / 2))
     container: dict[str, Any] = {
         "name": name,
         "image": image,
-        "command": [*command, "start", "--foreground"],
-        "env": [{"name": key, "value": value} for key, value in sorted(pinned.items())],
-        "volumeMounts": [{"name": "state", "mountPath": STATE_MOUNT}],
+        "command": [*cli, "start", "--foreground"],
+        "env": env,
+        "volumeMounts": [
+            {"name": "state", "mountPath": STATE_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+        ],
+        "resources": resources,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         # `health` as an exec probe: it checks the process, its lock and its snapshot.
         "livenessProbe": {**exec_health, "periodSeconds": 20, "timeoutSeconds": 5},
     }
     if settings.port is not None:
-        overrides = {"MCP_SERVER_HOST": "0.0.0.0", "MCP_SERVER_PORT": str(settings.port)}  # noqa: S104
-        container["env"] = [e for e in container["env"] if e["name"] not in overrides] + [
-            {"name": key, "value": value} for key, value in overrides.items()
-        ]
         container["ports"] = [{"name": "mcp", "containerPort": settings.port}]
         container["startupProbe"] = {
             "httpGet": {"path": HEALTHZ, "port": "mcp"},
             "periodSeconds": 2,
-            "failureThreshold": max(1, math.ceil(settings.startup_timeout_seconds / 2)),
+            "failureThreshold": startup_failures,
         }
         container["readinessProbe"] = {
             "httpGet": {"path": READYZ, "port": "mcp"},
@@ -108,7 +324,7 @@ def kubernetes_manifests(
         container["startupProbe"] = {
             **exec_health,
             "periodSeconds": 2,
-            "failureThreshold": max(1, math.ceil(settings.startup_timeout_seconds / 2)),
+            "failureThreshold": startup_failures,
         }
         container["readinessProbe"] = {**exec_health, "periodSeconds": 10}
     deployment: dict[str, Any] = {
@@ -121,10 +337,22 @@ def kubernetes_manifests(
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {
+                    # SIGTERM, then the server's own stop timeout, then a margin: matches `stop`.
                     "terminationGracePeriodSeconds": math.ceil(settings.stop_timeout_seconds)
                     + _STOP_MARGIN_SECONDS,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [container],
-                    "volumes": [{"name": "state", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "state", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
                 },
             },
         },

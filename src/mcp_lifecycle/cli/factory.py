@@ -185,8 +185,9 @@ class MCPServerCLIFactory:
 
     def create_app(self) -> typer.Typer:
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
-        from mcp_lifecycle.cli.operator import OperatorCommands, register_service
+        from mcp_lifecycle.cli.operator import OperatorCommands
         from mcp_lifecycle.cli.root import root_options
+        from mcp_lifecycle.cli.service import register_service
 
         app = typer.Typer(
             cls=LifecycleGroup,

@@ -6,7 +6,6 @@ import typer
 
 from mcp_lifecycle.cli.edge import (
     JsonOption,
-    LifecycleGroup,
     bad,
     echo_json,
     edge,
@@ -14,12 +13,11 @@ from mcp_lifecycle.cli.edge import (
     overrides,
     warn,
 )
-from mcp_lifecycle.errors import ConfigurationError, NotRunning
+from mcp_lifecycle.errors import NotRunning
 from mcp_lifecycle.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
-    from mcp_lifecycle.settings import MCPServerSettings
 
 
 class OperatorCommands:
@@ -135,117 +133,3 @@ class OperatorCommands:
                     typer.echo(line)
             except KeyboardInterrupt:
                 return
-
-
-def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
-    """`service systemd` and `service kubernetes`: print what runs the server under them."""
-    name = factory.server_name
-    service = typer.Typer(
-        cls=LifecycleGroup,
-        help="Print a service definition that runs this server under systemd or Kubernetes.",
-        no_args_is_help=True,
-    )
-
-    @service.command(
-        "systemd",
-        help="Print a systemd unit (Type=notify, reload by SIGHUP, KillMode=mixed), with the "
-        "flags and MCP_SERVER_* variables in force now.\n\n"
-        f"Example: {name} service systemd > /etc/systemd/system/{name}.service",
-    )
-    @edge
-    def systemd(ctx: typer.Context) -> None:
-        import getpass
-        import os
-
-        from mcp_lifecycle.service_files import systemd_unit
-
-        settings = _service_settings(ctx)
-        environment = {
-            **_server_environment(),
-            "MCP_SERVER_CACHE_ROOT": str(settings.resolved_cache_root),
-        }
-        user = None if os.getuid() == 0 else getpass.getuser()
-        command = [*_own_command(), *_flag_arguments(ctx)]
-        typer.echo(systemd_unit(settings, command, os.getcwd(), environment, user), nl=False)
-
-    @service.command(
-        "kubernetes",
-        help="Print a Deployment and Service with startup, readiness and liveness probes.\n\n"
-        f"Example: {name} service kubernetes --image registry.example/{name}:1.0 | "
-        "kubectl apply -f -",
-    )
-    @edge
-    def kubernetes(
-        ctx: typer.Context,
-        image: Annotated[
-            str, typer.Option("--image", help="The container image that has the server.")
-        ] = f"REPLACE-ME/{name}:latest",
-        command: Annotated[
-            str | None,
-            typer.Option(
-                "--command", help="How the image runs this CLI (default: this console script)."
-            ),
-        ] = None,
-    ) -> None:
-        import shlex
-
-        import yaml
-
-        from mcp_lifecycle.service_files import kubernetes_manifests
-
-        settings = _service_settings(ctx)
-        argv = [*(shlex.split(command) if command else [_console_script()]), *_flag_arguments(ctx)]
-        documents = kubernetes_manifests(settings, argv, image, _server_environment())
-        typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
-
-    def _service_settings(ctx: typer.Context) -> "MCPServerSettings":
-        settings = factory.resolve_settings(overrides(ctx)).settings
-        if settings.transport == "stdio":
-            raise ConfigurationError(
-                f"{settings.server_name} speaks MCP over stdio: no service manager can run it "
-                "(stdin would be /dev/null)",
-                hint="let its MCP client start it with `start --foreground`",
-            )
-        return settings
-
-    def _flag_arguments(ctx: typer.Context) -> list[str]:
-        # Every flag as --set, before the command: the service runs on the same settings.
-        return [f"--set={key}={_flag_text(value)}" for key, value in overrides(ctx).values.items()]
-
-    app.add_typer(service, name="service")
-
-
-def _flag_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _server_environment() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k.upper().startswith("MCP_SERVER_")}
-
-
-def _own_command() -> list[str]:
-    import sys
-
-    from mcp_lifecycle.launcher import python_command
-
-    return python_command(sys.argv[0], [])
-
-
-def _console_script() -> str:
-    """This CLI's name, if it is a console script that the image will also have on PATH."""
-    import os
-    import shutil
-    import sys
-
-    name = os.path.basename(sys.argv[0])
-    found = shutil.which(name)
-    if found and os.path.realpath(found) == os.path.realpath(sys.argv[0]):
-        return name
-    raise ConfigurationError(
-        f"{sys.argv[0]} is not a console script on PATH, so the image cannot run it by name",
-        hint='pass --command "how the image runs this CLI", e.g. --command "python -m my_server"',
-    )

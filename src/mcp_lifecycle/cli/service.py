@@ -1,0 +1,146 @@
+"""`service systemd` and `service kubernetes`: print what runs the server under them."""
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mcp_lifecycle.cli.edge import LifecycleGroup, edge, overrides
+from mcp_lifecycle.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
+    from mcp_lifecycle.service_files import ServiceInputs
+    from mcp_lifecycle.settings import MCPServerSettings
+
+
+def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
+    name = factory.server_name
+    service = typer.Typer(
+        cls=LifecycleGroup,
+        help="Print a service definition that runs this server under systemd or Kubernetes. "
+        "It carries the settings the server declares; secrets only by reference.",
+        no_args_is_help=True,
+    )
+
+    @service.command(
+        "systemd",
+        help="Print a sandboxed systemd unit (Type=notify, reload by SIGHUP, KillMode=mixed) "
+        "with the flags and declared MCP_SERVER_* variables in force now. Secret settings go "
+        "to a 0600 EnvironmentFile in the cache root, never into the unit.\n\n"
+        f"Example: {name} service systemd > /etc/systemd/system/{name}.service",
+    )
+    @edge
+    def systemd(ctx: typer.Context) -> None:
+        import os
+        import pwd
+
+        from mcp_lifecycle.files import atomic_write, ensure_cache_root
+        from mcp_lifecycle.service_files import environment_file, systemd_unit
+
+        settings, inputs = _inputs(ctx)
+        # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
+        cache_root = ensure_cache_root(settings.resolved_cache_root)
+        secrets_file = None
+        if inputs.secrets:
+            secrets_file = cache_root / f"{settings.server_name}.env"
+            atomic_write(secrets_file, environment_file(inputs.secrets).encode())
+            typer.echo(
+                f"Wrote {', '.join(sorted(inputs.secrets))} to {secrets_file} (mode 600); "
+                "the unit reads it with EnvironmentFile=.",
+                err=True,
+            )
+        uid = os.getuid()
+        user = None if uid == 0 else pwd.getpwuid(uid).pw_name
+        command = _own_command()
+        unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_file)
+        typer.echo(unit, nl=False)
+
+    @service.command(
+        "kubernetes",
+        help="Print a Deployment (restricted Pod Security Standard: non-root, read-only root "
+        "filesystem, no capabilities) and a Service, with startup, readiness and liveness "
+        "probes. Secret settings come from a Secret by reference.\n\n"
+        f"Example: {name} service kubernetes --image registry.example/{name}:1.0 | "
+        "kubectl apply -f -",
+    )
+    @edge
+    def kubernetes(
+        ctx: typer.Context,
+        image: Annotated[
+            str, typer.Option("--image", help="The container image that has the server.")
+        ],
+        command: Annotated[
+            str | None,
+            typer.Option(
+                "--command", help="How the image runs this CLI (default: this console script)."
+            ),
+        ] = None,
+        memory: Annotated[
+            str, typer.Option("--memory", help="Memory limit of the container.")
+        ] = "512Mi",
+        cpu: Annotated[str, typer.Option("--cpu", help="CPU limit of the container.")] = "1",
+    ) -> None:
+        import shlex
+
+        import yaml
+
+        from mcp_lifecycle.service_files import kubernetes_manifests, secret_name
+
+        settings, inputs = _inputs(ctx)
+        argv = shlex.split(command) if command else [_console_script()]
+        resources = {
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"cpu": cpu, "memory": memory},
+        }
+        documents = kubernetes_manifests(settings, argv, image, inputs, resources)
+        if inputs.secrets:
+            literals = " ".join(f"--from-literal={key}=..." for key in sorted(inputs.secrets))
+            typer.echo(
+                f"The manifest reads {', '.join(sorted(inputs.secrets))} from the Secret "
+                f"{secret_name(settings.server_name)}; create it first:\n"
+                f"  kubectl create secret generic {secret_name(settings.server_name)} "
+                f"{literals}",
+                err=True,
+            )
+        typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
+
+    def _inputs(ctx: typer.Context) -> "tuple[MCPServerSettings, ServiceInputs]":
+        import os
+
+        from mcp_lifecycle.service_files import service_inputs
+
+        flags = overrides(ctx)
+        settings = factory.resolve_settings(flags).settings
+        if settings.transport == "stdio":
+            raise ConfigurationError(
+                f"{settings.server_name} speaks MCP over stdio: no service manager can run it "
+                "(stdin would be /dev/null)",
+                hint="let its MCP client start it with `start --foreground`",
+            )
+        return settings, service_inputs(type(settings), dict(os.environ), flags.values)
+
+    app.add_typer(service, name="service")
+
+
+def _own_command() -> list[str]:
+    import sys
+
+    from mcp_lifecycle.launcher import python_command
+
+    return python_command(sys.argv[0], [])
+
+
+def _console_script() -> str:
+    """This CLI's name, if it is a console script that the image will also have on PATH."""
+    import os
+    import shutil
+    import sys
+
+    name = os.path.basename(sys.argv[0])
+    found = shutil.which(name)
+    if found and os.path.realpath(found) == os.path.realpath(sys.argv[0]):
+        return name
+    raise ConfigurationError(
+        f"{sys.argv[0]} is not a console script on PATH, so the image cannot run it by name",
+        hint='pass --command "how the image runs this CLI", e.g. --command "python -m my_server"',
+    )

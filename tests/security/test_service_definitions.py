@@ -1,0 +1,264 @@
+"""Generated service definitions: no injection, no secret in clear, the real user, a hardened
+unit and a manifest that meets the restricted Pod Security Standard, each checked with the tool
+its consumer uses (`systemd-analyze`, `kubernetes-validate`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import TESTS, Lifecycle
+from tests.security.conftest import OtherUser
+
+SECRET_SERVER = TESTS / "servers" / "secret_server.py"
+ANALYZE = shutil.which("systemd-analyze")
+VALIDATE = shutil.which("kubernetes-validate") or str(
+    Path(sys.executable).parent / "kubernetes-validate"
+)
+needs_systemd = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+
+
+def _verify(unit: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    path = folder / "server.service"
+    path.write_text(unit)
+    assert ANALYZE is not None
+    return subprocess.run(
+        [ANALYZE, "verify", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def _directives(unit: str, name: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(f"{name}=")]
+
+
+@pytest.mark.parametrize("how", ["variable", "flag"])
+def test_a_newline_in_a_setting_cannot_add_a_directive(lifecycle: Lifecycle, how: str) -> None:
+    evil = "/mcp\nExecStartPre=/bin/touch /tmp/pwned"
+    if how == "variable":
+        result = lifecycle.run("service", "systemd", MCP_SERVER_HTTP_PATH=evil)
+    else:
+        result = lifecycle.run("--set", f"http_path={evil}", "service", "systemd")
+    assert result.code == 5, result
+    assert result.out == ""
+    assert "newline or control character" in result.err
+    assert len(result.err.strip().splitlines()) == 2  # the error and its hint
+
+
+@needs_systemd
+def test_specials_are_escaped_as_systemd_reads_them(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    # A virtual environment at a path with '%' and a space: `systemd-analyze verify` finds the
+    # interpreter only if the unit's ExecStart decodes back to exactly this path.
+    venv = tmp_path / "we%ird venv"
+    (venv / "bin").mkdir(parents=True)
+    real = Path(sys.prefix)
+    shutil.copy(real / "pyvenv.cfg", venv / "pyvenv.cfg")
+    (venv / "lib").symlink_to(real / "lib")
+    (venv / "bin" / "python").symlink_to(Path(sys.executable))
+    lifecycle.launcher = [str(venv / "bin" / "python"), str(lifecycle.script)]
+    value = '/a%b$c\\d"e'
+    result = lifecycle.run("--set", f"http_path={value}", "service", "systemd")
+    assert result.code == 0, result
+    unit = result.out
+    verify = _verify(unit, tmp_path)
+    assert verify.returncode == 0, verify.stderr
+    start = _directives(unit, "ExecStart")[0]
+    assert start.startswith(f'"{tmp_path}/we%%ird venv/bin/python" ')
+    assert '"--set=http_path=/a%%b$$c\\\\d\\"e"' in start
+    # The executable is never expanded as a variable, and '%' is never a specifier.
+    broken = unit.replace("we%%ird", "we%ird")
+    assert _verify(broken, tmp_path).returncode != 0
+
+
+def test_only_declared_settings_and_secrets_never_in_clear(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    lifecycle.script = SECRET_SERVER
+    lifecycle.name = "secretive"
+    lifecycle.set_env(
+        MCP_SERVER_API_TOKEN="hunter2",
+        MCP_SERVER_GREETING="bonjour",
+        MCP_SERVER_UNDECLARED="nobody-asked",
+    )
+    systemd = lifecycle.run("--set", "database_password=s3cr%t", "service", "systemd")
+    assert systemd.code == 0, systemd
+    unit = systemd.out
+    for secret in ("hunter2", "s3cr%t", "s3cr%%t", "nobody-asked"):
+        assert secret not in unit
+    assert '"MCP_SERVER_GREETING=bonjour"' in unit
+    assert "database_password" not in unit  # not even as a flag
+    secrets_file = lifecycle.cache_root / "secretive.env"
+    assert _directives(unit, "EnvironmentFile") == [str(secrets_file)]
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert secrets_file.read_text() == (
+        'MCP_SERVER_API_TOKEN="hunter2"\nMCP_SERVER_DATABASE_PASSWORD="s3cr%t"\n'
+    )
+    assert "MCP_SERVER_API_TOKEN" in systemd.err
+    assert str(secrets_file) in systemd.err
+    if ANALYZE:
+        verify = _verify(unit, tmp_path)
+        assert verify.returncode == 0, verify.stderr
+
+    kubernetes = lifecycle.run(
+        "--set", "database_password=s3cr%t",
+        "service", "kubernetes", "--image", "registry.local/s:1", "--command", "secretive",
+    )  # fmt: skip
+    assert kubernetes.code == 0, kubernetes
+    for secret in ("hunter2", "s3cr%t", "nobody-asked"):
+        assert secret not in kubernetes.out
+    container = _deployment(kubernetes.out)["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["MCP_SERVER_GREETING"]["value"] == "bonjour"
+    assert "MCP_SERVER_UNDECLARED" not in env
+    for name in ("MCP_SERVER_API_TOKEN", "MCP_SERVER_DATABASE_PASSWORD"):
+        assert env[name]["valueFrom"] == {
+            "secretKeyRef": {"name": "secretive-secrets", "key": name}
+        }
+    assert "kubectl create secret generic secretive-secrets" in kubernetes.err
+    assert "hunter2" not in kubernetes.err
+
+
+@pytest.fixture
+def their_folder(other_user: OtherUser) -> Iterator[Path]:
+    """A folder under /tmp that belongs to the other user (our tmp_path is closed to them)."""
+    folder = Path(tempfile.mkdtemp(prefix="mcpl-other-", dir="/tmp"))
+    os.chown(folder, other_user.uid, other_user.gid)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_user_is_the_real_user_not_the_user_variable(
+    other_user: OtherUser, their_folder: Path
+) -> None:
+    src = Path(__file__).resolve().parents[2] / "src"
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    env = {
+        **other_user.env,
+        "PYTHONPATH": f"{src}:{site}",
+        "MCP_SERVER_CACHE_ROOT": str(their_folder / "cache"),
+        "XDG_CACHE_HOME": str(their_folder / "xdg"),
+    }
+    probe = subprocess.run(
+        other_user.command(other_user.python, "-c", "import mcp_lifecycle, typer, pydantic"),
+        env=env, capture_output=True, text=True, check=False, cwd="/",
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"no interpreter {other_user.name} may run has our dependencies")
+    # runuser sets USER and LOGNAME to the target user; `env` puts the lie back after it.
+    lie = ["env", "USER=root", "LOGNAME=root"]
+    result = subprocess.run(
+        other_user.command(*lie, other_user.python, str(TESTS / "servers" / "toy_server.py"),
+                           "service", "systemd"),
+        env=env, capture_output=True, text=True, check=False, cwd=str(their_folder),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _directives(result.stdout, "User") == [other_user.name]
+
+
+@needs_systemd
+def test_the_unit_scores_4_or_lower_in_systemd_analyze_security(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    result = lifecycle.run("--port", "9000", "service", "systemd")
+    assert result.code == 0, result
+    path = tmp_path / "toy.service"
+    path.write_text(result.out)
+    assert ANALYZE is not None
+    security = subprocess.run(
+        [ANALYZE, "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+    assert found, security.stdout + security.stderr
+    assert float(found.group(1)) <= 4.0, security.stdout
+    # Writable: only the cache root; home folders (where a venv may live) readable.
+    assert _directives(result.out, "ReadWritePaths") == [f'"{lifecycle.cache_root}"']
+    assert _directives(result.out, "ProtectHome") == ["read-only"]
+    assert _directives(result.out, "ProtectSystem") == ["strict"]
+    # The tests' cache root is under /tmp: a private /tmp would hide it from `status`.
+    assert _directives(result.out, "PrivateTmp") == ["no"]
+
+
+def _deployment(text: str) -> dict[str, Any]:
+    documents = list(yaml.safe_load_all(text))
+    assert documents[0]["kind"] == "Deployment"
+    return dict(documents[0])
+
+
+def _restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """The `restricted` Pod Security Standard's rules, as its reference lists them."""
+    problems = []
+    pod_context = pod.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(key)
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        allowed = {"emptyDir", "configMap", "secret", "projected", "downwardAPI", "ephemeral"}
+        if not kinds <= allowed | {"persistentVolumeClaim", "csi"}:
+            problems.append(f"volume {volume['name']}: {kinds}")
+    for container in pod["containers"]:
+        context = container.get("securityContext", {})
+        name = container["name"]
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation must be false")
+        if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+            problems.append(f"{name}: runAsNonRoot")
+        if 0 in (context.get("runAsUser"), pod_context.get("runAsUser")):
+            problems.append(f"{name}: runAsUser 0")
+        seccomp = context.get("seccompProfile") or pod_context.get("seccompProfile") or {}
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            problems.append(f"{name}: capabilities must drop ALL")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities added")
+        if container.get("ports") and any(p.get("hostPort") for p in container["ports"]):
+            problems.append(f"{name}: hostPort")
+    return problems
+
+
+@pytest.mark.parametrize("port", [None, 9000])
+def test_the_manifest_is_valid_and_restricted(
+    lifecycle: Lifecycle, tmp_path: Path, port: int | None
+) -> None:
+    if port:
+        lifecycle.set_env(MCP_SERVER_PORT=str(port))
+    no_image = lifecycle.run("service", "kubernetes", "--command", "toy")
+    assert no_image.code == 5, no_image
+    assert "--image" in no_image.err
+    result = lifecycle.run(
+        "service", "kubernetes", "--image", "registry.local/toy:1", "--command", "toy",
+        "--memory", "256Mi",
+    )  # fmt: skip
+    assert result.code == 0, result
+    manifest = tmp_path / "toy.yaml"
+    manifest.write_text(result.out)
+    validate = subprocess.run(
+        [VALIDATE, "--strict", str(manifest)], capture_output=True, text=True, check=False
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    pod = _deployment(result.out)["spec"]["template"]["spec"]
+    assert _restricted_violations(pod) == []
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"]["limits"]["memory"] == "256Mi"
+    assert container["resources"]["requests"]
+    assert pod["terminationGracePeriodSeconds"] == 5 + 5  # the stop timeout, and a margin
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"/var/lib/mcp-lifecycle", "/tmp"}

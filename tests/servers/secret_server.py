@@ -1,0 +1,27 @@
+"""A server whose settings declare a secret (SecretStr), a secret-sounding str and a plain
+field: what service definitions may carry in clear and what only by reference."""
+
+from __future__ import annotations
+
+import threading
+
+from pydantic import SecretStr
+
+from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
+
+
+class SecretSettings(MCPServerSettings):
+    api_token: SecretStr | None = None
+    database_password: str = ""
+    greeting: str = "hello"
+
+
+def run() -> None:
+    notify_ready()
+    threading.Event().wait()
+
+
+app = MCPServerCLIFactory("secretive", settings=SecretSettings, start_handler=run).create_app()
+
+if __name__ == "__main__":
+    app()
