@@ -24,6 +24,7 @@ from mcp_lifecycle.errors import (
     LifecycleError,
     ServerFailed,
 )
+from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files import ensure_cache_root, open_folder, same_folder, through_fd
 from mcp_lifecycle.handoff import READY_MESSAGE, failure_line, send_line
 from mcp_lifecycle.identity import current_identity
@@ -247,6 +248,14 @@ class ServerRuntime:
                 self._send_ready(failure_line(int(code), _describe(failure), hint))
             else:
                 logger.info("stopping %s", self.settings.server_name)
+                # Only reaches a `start` still waiting: a signal came before READY.
+                self._send_ready(
+                    failure_line(
+                        int(ExitCode.GENERAL_ERROR),
+                        "the server was told to stop (SIGTERM or SIGINT) before it was ready",
+                        "something stopped it while it started (a `stop`?); run `start` again",
+                    )
+                )
             self._stop_heartbeat.set()
             self._wake.set()
             if self._heartbeat is not None:

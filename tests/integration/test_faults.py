@@ -66,7 +66,11 @@ def test_stop_racing_start_leaves_a_consistent_state(lifecycle: Lifecycle) -> No
             started = pool.submit(lifecycle.run, "start")
             time.sleep(0.2)
             stopped = pool.submit(lifecycle.run, "stop")
-            assert started.result().code in {0, 3}
+            start = started.result()
+            if start.code == 1:  # the stop came before READY: start says so
+                assert "told to stop (SIGTERM or SIGINT) before it was ready" in start.err
+            else:
+                assert start.code in {0, 3}, start
             assert stopped.result().code in {0, 2, 8}
         final = lifecycle.run("status").code
         assert final in {0, 2}
@@ -403,3 +407,20 @@ def _zombie_children(pid: int) -> int:
         return sum(1 for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return 0
+
+
+def test_a_stop_during_start_is_what_start_reports(lifecycle: Lifecycle) -> None:
+    starting = lifecycle.popen("start", TOY_MODE="slow_ready", TOY_READY_DELAY="5")
+    try:
+        assert wait_for(lambda: lifecycle.pid_file.exists(), timeout=20)
+        stopped = lifecycle.run("stop")
+        assert stopped.code == 0, stopped
+        _, err = starting.communicate(timeout=30)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+            starting.wait()
+    assert starting.returncode == 1
+    assert "told to stop (SIGTERM or SIGINT) before it was ready" in err
+    assert "exited with code" not in err
+    assert lifecycle.run("status").code == 2
