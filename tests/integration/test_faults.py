@@ -412,7 +412,7 @@ def _zombie_children(pid: int) -> int:
 def test_a_stop_during_start_is_what_start_reports(lifecycle: Lifecycle) -> None:
     starting = lifecycle.popen("start", TOY_MODE="slow_ready", TOY_READY_DELAY="5")
     try:
-        assert wait_for(lambda: lifecycle.pid_file.exists(), timeout=20)
+        assert wait_for(lifecycle.pid_file.exists, timeout=20)
         stopped = lifecycle.run("stop")
         assert stopped.code == 0, stopped
         _, err = starting.communicate(timeout=30)
