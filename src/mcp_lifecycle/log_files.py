@@ -20,6 +20,16 @@ class PrivateLogHandler(logging.handlers.RotatingFileHandler):
         fd = open_private_append(Path(self.baseFilename))
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
+    def doRollover(self) -> None:
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        # With no backups, Python's handler reopens the same file and lets it grow forever:
+        # start it again from empty instead. Other writers append (O_APPEND), so they follow.
+        if self.stream is not None:
+            self.stream.flush()
+            os.ftruncate(self.stream.fileno(), 0)
+
 
 class OutputLogHandler(PrivateLogHandler):
     """Logs to the file this process's stdout and stderr point at (a detached server's log),

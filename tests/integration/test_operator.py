@@ -178,3 +178,24 @@ def test_logs_shows_the_tail(lifecycle: Lifecycle) -> None:
     assert result.code == 0
     assert result.out.strip().endswith("toy stopped")
     assert len(result.out.strip().splitlines()) == 1
+
+
+def test_no_backups_means_the_log_starts_again_never_grows(lifecycle: Lifecycle) -> None:
+    extra = lifecycle.marks / "extra.log"
+    started = lifecycle.run(
+        "start",
+        TOY_MODE="chatty",
+        TOY_LINES="400",
+        MCP_SERVER_LOG_FILE=str(extra),
+        MCP_SERVER_LOG_MAX_BYTES="4096",
+        MCP_SERVER_LOG_BACKUP_COUNT="0",
+    )
+    assert started.code == 0, started
+    try:
+        for path in (lifecycle.log_file, extra):
+            # 400 lines of ~100 bytes went through each; one line may overshoot the limit.
+            assert 0 < path.stat().st_size <= 4096 + 512, path
+            assert not list(path.parent.glob(f"{path.name}.*")), "no backups with 0"
+        assert "line 00399" in extra.read_text()  # the newest lines are kept
+    finally:
+        assert lifecycle.run("stop").code == 0
