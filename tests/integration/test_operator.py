@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import Lifecycle, free_port, wait_for
@@ -199,3 +200,32 @@ def test_no_backups_means_the_log_starts_again_never_grows(lifecycle: Lifecycle)
         assert "line 00399" in extra.read_text()  # the newest lines are kept
     finally:
         assert lifecycle.run("stop").code == 0
+
+
+def test_global_options_before_or_after_the_command(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    assert lifecycle.run("start", "--cache-root", str(elsewhere)).code == 0
+    try:
+        assert lifecycle.run("status").code == 2  # the environment's cache root: nothing there
+        for args in (
+            ["status", "--cache-root", str(elsewhere)],
+            [f"--cache-root={elsewhere}", "status", "--json"],
+            ["status", "--json", f"--cache-root={elsewhere}", "-v"],
+            ["health", "--set", f"cache_root={elsewhere}"],
+        ):
+            result = lifecycle.run(*args)
+            assert result.code == 0, (args, result)
+    finally:
+        assert lifecycle.run("stop", "--cache-root", str(elsewhere)).code == 0
+    assert lifecycle.run("service", "systemd", "--port", "9001").out.count("--set=port=9001") == 1
+
+
+def test_a_commands_own_option_wins_and_load_settings_sees_the_global_flags(
+    lifecycle: Lifecycle,
+) -> None:
+    assert lifecycle.run("show-port").out.strip() == "own 0, setting None"
+    assert lifecycle.run("show-port", "--port", "7").out.strip() == "own 7, setting None"
+    both = lifecycle.run("--port", "9001", "show-port", "--port", "7")
+    assert both.out.strip() == "own 7, setting 9001"
+    flags = lifecycle.run("show-port", "--set", "port=9002")
+    assert flags.out.strip() == "own 0, setting 9002"

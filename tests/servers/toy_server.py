@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import typer
+
 from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.runtime import current_runtime
@@ -107,6 +109,13 @@ if os.environ.get("TOY_FAILING_PROBE"):
     factory.add_probe("disk", lambda: "disk is full")
 
 app = factory.create_app()
+
+
+@app.command("show-port")
+def show_port(port: int = typer.Option(0, "--port", help="An option of its own.")) -> None:
+    """An author's command with its own --port: it keeps it; the global one is the setting."""
+    typer.echo(f"own {port}, setting {factory.load_settings().port}")
+
 
 if __name__ == "__main__":
     app()

@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -50,6 +51,68 @@ class LifecycleGroup(TyperGroup):
             _remap_usage_error(exc)
             raise
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist_global_options(self, ctx, args)
+        return list(super().parse_args(ctx, args))
+
+
+def _option_names(command: Any) -> dict[str, Any]:
+    return {
+        name: param
+        for param in command.params
+        if param.param_type_name == "option"
+        for name in (*param.opts, *param.secondary_opts)
+    }
+
+
+def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """Move the group's own options given after the command name to before it, so that
+    `my-server status --port 9000` means `my-server --port 9000 status`. An option the command
+    itself (or a subcommand on the way) declares stays where it is: the command's own wins."""
+    globals_ = _option_names(group)
+    index = 0
+    while index < len(args) and args[index].startswith("-") and args[index] != "--":
+        option = globals_.get(args[index].split("=", 1)[0])
+        takes_value = option is not None and not option.is_flag and "=" not in args[index]
+        index += 2 if takes_value else 1
+    if index >= len(args):
+        return args
+    head, rest = args[:index], args[index:]
+    command: Any = group
+    local: dict[str, Any] = {}
+    moved: list[str] = []
+    kept: list[str] = []
+    position = 0
+    while position < len(rest):
+        word = rest[position]
+        position += 1
+        if word == "--":
+            kept += [word, *rest[position:]]
+            break
+        if not word.startswith("-") or word == "-":
+            if hasattr(command, "get_command"):  # a group: the word may be its subcommand
+                sub = command.get_command(ctx, word)
+                if sub is not None:
+                    command = sub
+                    local.update(_option_names(sub))
+            kept.append(word)
+            continue
+        name = word.split("=", 1)[0]
+        option = globals_.get(name)
+        if option is None or name in local:
+            kept.append(word)
+            own = local.get(name)
+            if own is not None and not own.is_flag and "=" not in word and position < len(rest):
+                kept.append(rest[position])  # its value, even one that looks like an option
+                position += 1
+            continue
+        moved.append(word)
+        if not option.is_flag and "=" not in word and position < len(rest):
+            moved.append(rest[position])
+            position += 1
+    return [*head, *moved, *kept]
+
 
 def _remap_usage_error(exc: TyperException) -> None:
     # Typer's usage errors (unknown option, bad value, missing argument) carry Click's exit 2.
@@ -78,6 +141,19 @@ class Overrides:
 
     def merged(self, other: Overrides) -> Overrides:
         return Overrides({**self.values, **other.values}, {**self.flags, **other.flags})
+
+
+# The global flags of the command running now, for code that has no Typer context at hand.
+_invocation: ContextVar[Overrides | None] = ContextVar("_invocation", default=None)
+
+
+def remember_invocation(flags: Overrides) -> None:
+    _invocation.set(flags)
+
+
+def invocation_flags() -> Overrides:
+    """The global flags of the command running now; none outside a command."""
+    return _invocation.get() or Overrides()
 
 
 def overrides(ctx: Any) -> Overrides:

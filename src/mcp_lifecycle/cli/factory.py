@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides, edge
+from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides, edge, invocation_flags
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class MCPServerCLIFactory:
         from mcp_lifecycle import settings_cache
         from mcp_lifecycle.settings import resolve_settings
 
-        flags = flags or Overrides()
+        flags = flags if flags is not None else invocation_flags()
         settings_cls = self.settings_cls
         before = self._cache_key(flags)
         resolved = resolve_settings(
@@ -143,7 +143,7 @@ class MCPServerCLIFactory:
         from mcp_lifecycle import settings_cache
         from mcp_lifecycle.settings_view import SettingsView
 
-        flags = flags or Overrides()
+        flags = flags if flags is not None else invocation_flags()
         cached = settings_cache.load(self._cache_key(flags), self.server_name)
         if cached is not None:
             return SettingsView(cached)
@@ -163,7 +163,8 @@ class MCPServerCLIFactory:
 
     def load_settings(self, flags: Overrides | dict[str, Any] | None = None) -> MCPServerSettings:
         """The effective settings: flags > MCP_SERVER_* > settings/local.yaml >
-        settings/<server>.yaml > code > defaults."""
+        settings/<server>.yaml > code > defaults. Inside a command, without `flags`, the
+        global flags of this invocation (`--port`, `--set`, ...) are the flags."""
         if isinstance(flags, dict):
             flags = Overrides(dict(flags), {name: f"--set {name}" for name in flags})
         return self.resolve_settings(flags).settings

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mcp_lifecycle.cli.edge import Overrides
+from mcp_lifecycle.cli.edge import Overrides, remember_invocation
 
 
 def root_options(
@@ -65,6 +65,7 @@ def root_options(
         if value is not None:
             flags.set(name, value, flag)
     ctx.obj = flags
+    remember_invocation(flags)
     from mcp_lifecycle.logs import LOG_LEVELS, configure_logging
 
     if level is not None and level.upper() not in LOG_LEVELS:

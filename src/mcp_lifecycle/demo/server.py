@@ -53,7 +53,7 @@ def call(
     except ValueError as exc:
         typer.echo(f"Error: arguments are not JSON: {exc}", err=True)
         raise typer.Exit(5) from None
-    url = factory.fast_settings().url
+    url = factory.load_settings().url  # this invocation's flags included: `--port N call ...`
     assert url is not None
 
     async def run() -> Any:
