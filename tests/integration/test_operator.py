@@ -229,3 +229,54 @@ def test_a_commands_own_option_wins_and_load_settings_sees_the_global_flags(
     assert both.out.strip() == "own 7, setting 9001"
     flags = lifecycle.run("show-port", "--set", "port=9002")
     assert flags.out.strip() == "own 0, setting 9002"
+
+
+def _on_a_terminal(lifecycle: Lifecycle, *args: str, **env: str) -> str:
+    """Run the CLI with a pseudo-terminal as stdout, as a person would see it."""
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            lifecycle.command(*args),
+            stdout=follower,
+            stderr=follower,
+            stdin=subprocess.DEVNULL,
+            env={**lifecycle.env, **env},
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+
+
+def test_no_color_is_honoured_on_a_terminal(lifecycle: Lifecycle) -> None:
+    env = {k: v for k, v in lifecycle.env.items() if k != "NO_COLOR"}
+    lifecycle.env = env
+    assert "\x1b[" in _on_a_terminal(lifecycle, "doctor")
+    plain = _on_a_terminal(lifecycle, "doctor", NO_COLOR="1")
+    assert "\x1b[" not in plain
+    assert "[ok   ] settings" in plain
+
+
+def test_no_arguments_print_help_and_succeed(lifecycle: Lifecycle) -> None:
+    for args in ((), ("service",)):
+        result = lifecycle.run(*args)
+        assert result.code == 0, result
+        assert "Usage:" in result.out

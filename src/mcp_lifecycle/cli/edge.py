@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class LifecycleGroup(TyperGroup):
             raise
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            # Asking for nothing is asking for help: print it and succeed, not a usage error.
+            typer.echo(ctx.get_help())
+            ctx.exit(0)
         if ctx.parent is None:
             args = hoist_global_options(self, ctx, args)
         return list(super().parse_args(ctx, args))
@@ -198,13 +203,13 @@ def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "
             payload["log_tail"] = tail
         typer.echo(json.dumps(payload, indent=2))
     else:
-        typer.echo(f"{typer.style('Error:', fg='red', bold=True)} {message}", err=True)
+        typer.echo(f"{bad('Error:')} {message}", err=True)
         if tail:
             typer.echo("Last lines of the server log:", err=True)
             for line in tail.splitlines():
                 typer.echo(f"  | {line}", err=True)
         if hint:
-            typer.echo(f"{typer.style('Hint:', fg='yellow')} {hint}", err=True)
+            typer.echo(f"{warn('Hint:')} {hint}", err=True)
     raise typer.Exit(code)
 
 
@@ -212,13 +217,20 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def style(text: str, **how: Any) -> str:
+    """Colour for people; none when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return text
+    return typer.style(text, **how)
+
+
 def good(text: str) -> str:
-    return typer.style(text, fg="green")
+    return style(text, fg="green")
 
 
 def bad(text: str) -> str:
-    return typer.style(text, fg="red", bold=True)
+    return style(text, fg="red", bold=True)
 
 
 def warn(text: str) -> str:
-    return typer.style(text, fg="yellow")
+    return style(text, fg="yellow")

@@ -11,6 +11,7 @@ from mcp_lifecycle.cli.edge import (
     edge,
     good,
     overrides,
+    style,
     warn,
 )
 from mcp_lifecycle.errors import NotRunning
@@ -67,7 +68,7 @@ class OperatorCommands:
         for name, row in rows.items():
             value = row.get("effective", row["value"])
             shown = "(none)" if value is None else value
-            typer.echo(f"{name:<{width}}  {shown}  {typer.style('# ' + row['from'], dim=True)}")
+            typer.echo(f"{name:<{width}}  {shown}  {style('# ' + row['from'], dim=True)}")
 
     def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.doctor import ERROR, OK, diagnose
