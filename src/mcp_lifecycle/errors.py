@@ -82,3 +82,32 @@ def error_for_exit_code(code: int, message: str, hint: str | None = None) -> Lif
         if int(cls.exit_code) == code:
             return cls(message, hint)
     return ServerFailed(message, hint)
+
+
+def os_error(exc: OSError, where: object = None) -> LifecycleError:
+    """An operating-system error as one line that names its cause, the path (or `where`, for
+    calls on a file descriptor, which carry no name), and what to do."""
+    import errno
+    import os
+
+    name = where if where is not None else exc.filename
+    path = f" {name}" if name else ""
+    cause = os.strerror(exc.errno) if exc.errno else str(exc)
+    where = f"{cause}:{path}" if path else cause
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return LifecycleError(
+            where, hint="free some space on that file system, or choose another cache_root"
+        )
+    if exc.errno == errno.EROFS:
+        return InsecurePathError(
+            where, hint="choose a cache_root (or log_file) on a writable file system"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return InsecurePathError(where, hint="check the owner and permissions of that path")
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ELOOP):
+        return InsecurePathError(
+            where,
+            hint="a part of that path is not what it should be: check cache_root, log_file "
+            "and XDG_STATE_HOME",
+        )
+    return LifecycleError(where, hint="run again with -v for details")

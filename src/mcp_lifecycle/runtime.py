@@ -23,6 +23,7 @@ from mcp_lifecycle.errors import (
     CorruptFile,
     LifecycleError,
     ServerFailed,
+    os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files import ensure_cache_root, open_folder, same_folder, through_fd
@@ -153,14 +154,12 @@ class ServerRuntime:
         """Run the server until it stops. Raises AlreadyRunning, ServerFailed, or the
         LifecycleError the start handler raised."""
         global _current  # noqa: PLW0603
-        ensure_cache_root(self.paths.cache_root)
-        self._open_folder()
-        self._lock = ServerLock(self._files.lock)
-        if not self._lock.acquire() or not self._claim_name():
-            error = AlreadyRunning(f"{self.settings.server_name} is already running")
-            self._send_ready(failure_line(int(error.exit_code), error.message))
+        try:
+            self._take_the_name()
+        except LifecycleError as error:
+            self._send_ready(failure_line(int(error.exit_code), error.message, error.hint))
             self._close_folder()
-            raise error
+            raise
         _current = self
         readiness.set_ready_callback(self.mark_ready)
         signals = SignalHandler(self._on_shutdown_signal, self._on_reload_signal).install()
@@ -169,7 +168,10 @@ class ServerRuntime:
             previous_sigchld = signal.signal(signal.SIGCHLD, lambda *_: self._wake.set())
         failure: BaseException | None = None
         try:
-            write_pid_file(self._files.pid)
+            try:
+                write_pid_file(self._files.pid)
+            except OSError as exc:
+                raise os_error(exc, self.paths.pid) from exc
             self._write_snapshot()
             self._heartbeat = threading.Thread(
                 target=self._heartbeat_loop, name="mcp-lifecycle-heartbeat", daemon=True
@@ -192,6 +194,19 @@ class ServerRuntime:
             if isinstance(failure, LifecycleError):
                 raise failure
             raise ServerFailed(f"the server failed: {_describe(failure)}") from failure
+
+    def _take_the_name(self) -> None:
+        """The cache root, its lock and the name: AlreadyRunning if another server has them;
+        a file system error (full, read-only, not a directory) as one line naming it."""
+        try:
+            ensure_cache_root(self.paths.cache_root)
+            self._open_folder()
+            self._lock = ServerLock(self._files.lock)
+            taken = self._lock.acquire() and self._claim_name()
+        except OSError as exc:
+            raise os_error(exc, self.paths.cache_root) from exc
+        if not taken:
+            raise AlreadyRunning(f"{self.settings.server_name} is already running")
 
     def _claim_name(self) -> bool:
         """False if our server already runs under this name (its lock file deleted or moved,

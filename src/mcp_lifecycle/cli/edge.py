@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from mcp_lifecycle.errors import LifecycleError, ServerFailed
+from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
 from mcp_lifecycle.exit_codes import ExitCode
 
 logger = logging.getLogger("mcp_lifecycle.cli")
@@ -179,6 +179,12 @@ def edge(fn: F) -> F:
         except LifecycleError as exc:
             tail = exc.log_tail if isinstance(exc, ServerFailed) else ""
             fail(exc.message, exc.hint, int(exc.exit_code), as_json, tail)
+        except BrokenPipeError:
+            # Whoever read our output went away (`| head`): what the command did stands.
+            _silence_output()
+        except OSError as exc:
+            error = os_error(exc)
+            fail(error.message, error.hint, int(error.exit_code), as_json)
         except KeyboardInterrupt:
             fail("interrupted", None, int(ExitCode.GENERAL_ERROR), as_json)
         except Exception as exc:
@@ -192,6 +198,14 @@ def edge(fn: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null, so the final flush at exit cannot fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:

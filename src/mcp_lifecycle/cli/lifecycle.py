@@ -28,6 +28,7 @@ from mcp_lifecycle.errors import (
     NotRunning,
     ServerFailed,
     StalePid,
+    os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
 
@@ -157,7 +158,10 @@ class LifecycleCommands:
         ready_fd_text = os.environ.pop(READY_FD_ENV, None)
         detached_log = os.environ.pop(LOG_ENV, None)
         try:
-            runtime = self._prepare_runtime(flags, force, ready_fd_text, detached_log)
+            try:
+                runtime = self._prepare_runtime(flags, force, ready_fd_text, detached_log)
+            except OSError as exc:
+                raise os_error(exc) from exc
         except LifecycleError as exc:
             if ready_fd_text is not None:
                 # A failure before the runtime exists still reaches the waiting `start` with
