@@ -250,3 +250,28 @@ def test_any_bytes_in_a_settings_file_give_settings_or_a_clean_error(data: bytes
                 assert result.server_name == "srv"
         finally:
             os.chdir(old_cwd)
+
+
+class _Redeclared(MCPServerSettings):
+    """The README's pattern: a subclass that redeclares lifecycle fields with plain types."""
+
+    port: int | None = 8765
+    health_ttl_seconds: float = 30.0
+    log_max_bytes: int = 4096
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("port", 0), ("port", 65536), ("port", -1), ("health_ttl_seconds", 0.5),
+     ("log_max_bytes", 100)],
+)  # fmt: skip
+def test_a_subclass_keeps_the_librarys_bounds(name: str, value: float) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(_Redeclared, "bounded", {name: value})
+    assert f"invalid setting {name}=" in caught.value.message
+
+
+def test_a_subclass_keeps_its_own_defaults_within_bounds() -> None:
+    settings = load_settings(_Redeclared, "bounded", {})
+    assert settings.port == 8765
+    assert load_settings(_Redeclared, "bounded", {"port": 65535}).port == 65535

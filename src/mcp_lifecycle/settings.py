@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ from mcp_lifecycle.paths import server_name_problem
 # variable because pydantic-settings builds sources from the class, not the instance.
 _yaml_files: ContextVar[tuple[Path, ...]] = ContextVar("_yaml_files", default=())
 _code_defaults: ContextVar[dict[str, Any] | None] = ContextVar("_code_defaults", default=None)
+
+
+_BOUNDS: tuple[tuple[str, Callable[[Any, Any], bool], str], ...] = (
+    ("ge", lambda value, limit: value >= limit, "greater than or equal to"),
+    ("gt", lambda value, limit: value > limit, "greater than"),
+    ("le", lambda value, limit: value <= limit, "less than or equal to"),
+    ("lt", lambda value, limit: value < limit, "less than"),
+)
 
 
 def default_cache_root(server_name: str) -> Path:
@@ -82,6 +91,31 @@ class MCPServerSettings(BaseSettings):
         problem = server_name_problem(value)
         if problem is not None:
             raise ValueError(problem)
+        return value
+
+    @field_validator(
+        "health_ttl_seconds",
+        "heartbeat_seconds",
+        "startup_timeout_seconds",
+        "stop_timeout_seconds",
+        "port",
+        "probe_timeout_seconds",
+        "log_max_bytes",
+        "log_backup_count",
+        mode="after",
+    )
+    @classmethod
+    def _library_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        """The lifecycle's own bounds hold even where a subclass redeclares the field
+        (`port: int | None = 8765` would otherwise drop 1-65535): validators are inherited,
+        a field's constraints are not."""
+        if value is None or info.field_name is None:
+            return value
+        for bound in MCPServerSettings.model_fields[info.field_name].metadata:
+            for attribute, holds, words in _BOUNDS:
+                limit = getattr(bound, attribute, None)
+                if limit is not None and not holds(value, limit):
+                    raise ValueError(f"Input should be {words} {limit}")
         return value
 
     @field_validator("cache_root", "log_file", mode="after")
