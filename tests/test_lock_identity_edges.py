@@ -145,3 +145,96 @@ def test_a_directory_in_place_of_the_lock(tmp_path: Path) -> None:
         ServerLock(path).acquire()
     with pytest.raises(InsecurePathError, match="not a regular file"):
         lock_is_held(path)
+
+
+def test_a_held_lock_is_found_through_the_holders_file_descriptors(tmp_path: Path) -> None:
+    from mcp_lifecycle.pidfile import ServerLock, record_held_by
+
+    lock = ServerLock(tmp_path / "srv.lock")
+    assert lock.acquire()
+    try:
+        found = record_held_by(os.getpid(), "srv.lock")
+        assert found is not None
+        assert found.pid == os.getpid()
+        (tmp_path / "srv.lock").unlink()  # deleted: the kernel still knows the file
+        assert record_held_by(os.getpid(), "srv.lock") == found
+        assert record_held_by(os.getpid(), "other.lock") is None
+    finally:
+        lock.release()
+    assert record_held_by(os.getpid(), "srv.lock") is None
+    assert record_held_by(999_999_999, "srv.lock") is None  # no such process
+
+
+def test_what_a_held_lock_is_not(tmp_path: Path) -> None:
+    """Open but unlocked, locked with another process's record, a directory, another user's
+    file, a socket: none of them proves anything."""
+    import fcntl
+
+    from mcp_lifecycle.pidfile import record_held_by
+
+    fds: list[int] = []
+    try:
+        unlocked = tmp_path / "a" / "srv.lock"
+        unlocked.parent.mkdir()
+        unlocked.write_text(identity.current_identity().to_json())
+        fds.append(os.open(unlocked, os.O_RDONLY))
+
+        foreign = tmp_path / "b" / "srv.lock"
+        foreign.parent.mkdir()
+        foreign.write_text('{"pid": 1, "create_time": 1.0, "boot_id": null, "uid": 0}')
+        fds.append(os.open(foreign, os.O_RDWR))
+        fcntl.flock(fds[-1], fcntl.LOCK_EX)
+
+        folder = tmp_path / "c" / "srv.lock"
+        folder.mkdir(parents=True)
+        fds.append(os.open(folder, os.O_RDONLY | os.O_DIRECTORY))
+
+        theirs = tmp_path / "d" / "srv.lock"
+        theirs.parent.mkdir()
+        theirs.write_text(identity.current_identity().to_json())
+        os.chown(theirs, 54321, 54321)
+        fds.append(os.open(theirs, os.O_RDWR))
+        fcntl.flock(fds[-1], fcntl.LOCK_EX)
+
+        sock_path = tmp_path / "e" / "srv.lock"
+        sock_path.parent.mkdir()
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(sock_path))
+        fds.append(os.open(sock_path, os.O_PATH))  # reopening a socket's inode fails: ENXIO
+
+        assert record_held_by(os.getpid(), "srv.lock") is None
+        server.close()
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_a_descriptor_that_closes_while_looked_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race between listing a process's descriptors and reading one (cannot be staged
+    reliably, so os.readlink fails as it would)."""
+    from mcp_lifecycle.pidfile import record_held_by
+
+    def vanished(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(os, "readlink", vanished)
+    assert record_held_by(os.getpid(), "srv.lock") is None
+
+
+def test_forget_drops_our_copy_and_the_name_dies_with_the_last_one(tmp_path: Path) -> None:
+    import time
+
+    name = address(tmp_path, "forgotten")
+    claim = ControlSocket(name)
+    assert claim.claim()
+    claim.forget()  # as a forked child does; here it was the only copy
+    claim.forget()
+    claim.release()  # nothing left to release
+    # The answering thread wakes on the next connection, finds its socket closed, and ends.
+    deadline = time.monotonic() + 5
+    while holder(name) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert holder(name) is None
+    again = ControlSocket(name)
+    assert again.claim()
+    again.release()

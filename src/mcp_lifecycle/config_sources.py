@@ -15,7 +15,13 @@ SETTINGS_DIR = Path("settings")
 
 
 def yaml_files_for(server_name: str, settings_dir: Path = SETTINGS_DIR) -> tuple[Path, ...]:
-    """The settings files of a server, highest priority first."""
+    """The settings files of a server, highest priority first; none when the working
+    directory they are relative to was deleted."""
+    if not settings_dir.is_absolute():
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            return ()
     return (settings_dir / "local.yaml", settings_dir / f"{server_name}.yaml")
 
 

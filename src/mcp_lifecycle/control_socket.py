@@ -51,8 +51,8 @@ class ControlSocket:
 
     def __init__(self, name: bytes) -> None:
         self.name = name
-        self._sock: socket.socket | None = None
-        self._answerer: threading.Thread | None = None
+        # The bound socket and the thread that answers on it, held together.
+        self._held: tuple[socket.socket, threading.Thread] | None = None
 
     def claim(self) -> bool:
         """False if another live process holds the name."""
@@ -67,11 +67,11 @@ class ControlSocket:
                 return False
             raise
         sock.listen(16)
-        self._sock = sock
-        self._answerer = threading.Thread(
+        answerer = threading.Thread(
             target=self._answer, args=(sock,), name="mcp-lifecycle-control", daemon=True
         )
-        self._answerer.start()
+        answerer.start()
+        self._held = (sock, answerer)
         return True
 
     @staticmethod
@@ -86,23 +86,23 @@ class ControlSocket:
 
     def release(self) -> None:
         """Give the name back; when this returns, the name is free."""
-        sock, self._sock = self._sock, None
-        answerer, self._answerer = self._answerer, None
-        if sock is not None:
-            # The kernel keeps the name while a thread sits in accept(): shutdown wakes it,
-            # and the name is free only once it has returned.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            if answerer is not None and answerer is not threading.current_thread():
-                answerer.join(timeout=_RELEASE_WAIT_SECONDS)
-            sock.close()
+        held, self._held = self._held, None
+        if held is None:
+            return
+        sock, answerer = held
+        # The kernel keeps the name while a thread sits in accept(): shutdown wakes it, and
+        # the name is free only once it has returned.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        answerer.join(timeout=_RELEASE_WAIT_SECONDS)
+        sock.close()
 
     def forget(self) -> None:
         """In a forked child: close our copy, so the name dies with the server."""
-        self._answerer = None  # a thread of the parent's; it does not run in the child
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
+        # The answering thread is the parent's: it does not run here.
+        held, self._held = self._held, None
+        if held is not None:
+            held[0].close()
 
 
 def holder(name: bytes, timeout: float = 0.5) -> Holder | None:

@@ -56,6 +56,10 @@ class StopTimeout(LifecycleError):
     exit_code = ExitCode.TIMEOUT
 
 
+class ReloadTimeout(LifecycleError):
+    exit_code = ExitCode.TIMEOUT
+
+
 class StalePid(LifecycleError):
     """A PID file names a process that is gone, or that is not our server."""
 

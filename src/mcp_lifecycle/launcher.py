@@ -23,6 +23,7 @@ from mcp_lifecycle.errors import (
     ConfigurationError,
     LifecycleError,
     NotRunning,
+    ReloadTimeout,
     ServerFailed,
     StalePid,
     StartTimeout,
@@ -40,7 +41,11 @@ from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_r
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
 from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
 from mcp_lifecycle.settings_view import LifecycleSettings
-from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
+from mcp_lifecycle.snapshot import (
+    RuntimeHealthSnapshot,
+    load_runtime_health,
+    update_runtime_health,
+)
 from mcp_lifecycle.state import Condition, ServerState, inspect_server
 
 _LOG_TAIL_LINES = 20
@@ -284,20 +289,8 @@ def stop_server(
     stop_handler: Callable[[int], None] | None = None,
 ) -> StopResult:
     """Verify, ask to stop, wait, escalate. Never signals a process that is not our server."""
-    state = inspect_server(paths)
-    if state.condition is Condition.NOT_RUNNING:
-        raise NotRunning(f"{paths.server_name} is not running")
-    if state.condition is Condition.STALE:
-        _remove_stale(paths, state)
-        raise StalePid(
-            f"stale PID file removed: {state.reason}",
-            hint="nothing was signalled; `start` it again",
-        )
-    if state.condition is Condition.UNVERIFIED or state.pid is None:
-        raise StalePid(
-            f"refusing to signal anything: {state.reason}",
-            hint="find the process holding the lock with `fuser` or `lsof`",
-        )
+    state = _require_running(paths, remove_stale=True)
+    assert state.pid is not None
     pid = state.pid
     began = time.monotonic()
     target = _Verified(pid, state.identity)
@@ -332,6 +325,72 @@ def stop_server(
     if remove_pid_file(paths.pid, pid) or forced:
         _mark_stopped(paths, pid)
     return StopResult(pid=pid, forced=forced, seconds=time.monotonic() - began)
+
+
+def _require_running(paths: ServerPaths, *, remove_stale: bool) -> ServerState:
+    """The server's state if it provably runs; NotRunning or StalePid otherwise."""
+    state = inspect_server(paths)
+    if state.condition is Condition.NOT_RUNNING:
+        raise NotRunning(f"{paths.server_name} is not running")
+    if state.condition is Condition.STALE:
+        if remove_stale:
+            _remove_stale(paths, state)
+            raise StalePid(
+                f"stale PID file removed: {state.reason}",
+                hint="nothing was signalled; `start` it again",
+            )
+        raise StalePid(f"stale PID file: {state.reason}", hint="nothing was signalled")
+    if state.condition is Condition.UNVERIFIED or state.pid is None:
+        raise StalePid(
+            f"refusing to signal anything: {state.reason}",
+            hint="find the process holding the lock with `fuser` or `lsof`",
+        )
+    return state
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    pid: int
+    reloaded_at: str | None
+    seconds: float
+
+
+def reload_server(paths: ServerPaths, timeout: float) -> ReloadResult:
+    """SIGHUP to the verified server, then wait until it recorded the attempt in its snapshot.
+
+    ConfigurationError when it found the new configuration invalid (it keeps the old one),
+    StopTimeout-like TIMEOUT when it did not answer within `timeout`."""
+    state = _require_running(paths, remove_stale=False)
+    assert state.pid is not None
+    began = time.monotonic()
+    before = load_runtime_health(paths.snapshot).reload_attempts
+    target = _Verified(state.pid, state.identity)
+    try:
+        target.send(signal.SIGHUP)
+    finally:
+        target.close()
+    deadline = began + timeout
+    while True:
+        snapshot = load_runtime_health(paths.snapshot)
+        if snapshot.pid == state.pid and snapshot.reload_attempts > before:
+            break
+        if time.monotonic() >= deadline:
+            raise ReloadTimeout(
+                f"{paths.server_name} (PID {state.pid}) did not record the reload within "
+                f"{timeout:g}s",
+                hint="see `logs`; a busy server may need a longer --timeout",
+            )
+        time.sleep(0.02)
+    if snapshot.last_reload_error:
+        raise ConfigurationError(
+            f"the new configuration is invalid, so {paths.server_name} keeps its previous "
+            f"settings: {snapshot.last_reload_error}",
+            hint="fix it, then run `reload` again (`config` shows the effective settings)",
+        )
+    return ReloadResult(state.pid, snapshot.last_reload_at, time.monotonic() - began)
 
 
 class _Verified:

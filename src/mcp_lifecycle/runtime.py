@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mcp_lifecycle import readiness
+from mcp_lifecycle import readiness, registry
 from mcp_lifecycle.control_socket import ControlSocket
 from mcp_lifecycle.control_socket import address as control_address
 from mcp_lifecycle.errors import (
@@ -32,6 +32,7 @@ from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
+from mcp_lifecycle.settings_cache import lifecycle_values
 from mcp_lifecycle.signals import SignalHandler
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
 
@@ -109,6 +110,8 @@ class ServerRuntime:
         self._pipe_lock = threading.Lock()
         self._started_at = utc_now_iso()
         self._last_reload_at: str | None = None
+        self._reload_attempts = 0
+        self._last_reload_error: str | None = None
         self._wake = threading.Event()
         self._reload_requested = False
         self._stop_heartbeat = threading.Event()
@@ -172,6 +175,7 @@ class ServerRuntime:
                 write_pid_file(self._files.pid)
             except OSError as exc:
                 raise os_error(exc, self.paths.pid) from exc
+            self._register()
             self._write_snapshot()
             self._heartbeat = threading.Thread(
                 target=self._heartbeat_loop, name="mcp-lifecycle-heartbeat", daemon=True
@@ -280,6 +284,8 @@ class ServerRuntime:
             readiness.sd_notify("STOPPING=1")
             self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
             remove_pid_file(self._files.pid, os.getpid())
+            with contextlib.suppress(OSError, LifecycleError):
+                registry.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
         finally:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
@@ -350,6 +356,14 @@ class ServerRuntime:
         self._restore_files()
         self._write_snapshot()
 
+    def _register(self) -> None:
+        """Tell the registry where this server lives and with which settings, so it can be
+        found by name from anywhere. A registry that cannot be written costs only that."""
+        try:
+            registry.register(lifecycle_values(self.settings), os.getpid())
+        except (OSError, LifecycleError) as exc:
+            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
+
     def _open_folder(self) -> None:
         """Open the cache root once and work through that descriptor, so that whatever later
         happens at its path (a rename, a swap for a symlink) cannot redirect our writes."""
@@ -400,34 +414,45 @@ class ServerRuntime:
         self._open_folder()
 
     def _reload(self) -> None:
-        if self._reload_settings is None:
-            return
         readiness.sd_notify("RELOADING=1")
+        try:
+            self._last_reload_error = self._apply_reload()
+        finally:
+            # Whatever happened, systemd must hear that the reload is over.
+            self._reload_attempts += 1
+            readiness.sd_notify("READY=1")
+
+    def _apply_reload(self) -> str | None:
+        """Read the settings again and take them up; the error if they are invalid (the old
+        settings then stay)."""
+        if self._reload_settings is None:
+            return None
         try:
             new = self._reload_settings()
         except ConfigurationError as exc:
             logger.error("reload failed, keeping the previous settings: %s", exc.message)
-        else:
-            changed = [
-                name for name in RESTART_ONLY if getattr(new, name) != getattr(self.settings, name)
-            ]
-            if changed:
-                logger.warning(
-                    "ignoring changed %s until the next restart", ", ".join(sorted(changed))
-                )
-                new = new.model_copy(
-                    update={name: getattr(self.settings, name) for name in changed}
-                )
-            set_level(new.log_level)
-            self.settings = new
-            if self._reload_handler is not None:
-                try:
-                    self._reload_handler(new)
-                except Exception:
-                    logger.exception("the server's reload hook failed")
-            self._last_reload_at = utc_now_iso()
-            logger.info("settings reloaded")
-        readiness.sd_notify("READY=1")
+            return exc.message
+        except OSError as exc:  # e.g. the working directory was deleted
+            error = os_error(exc)
+            logger.error("reload failed, keeping the previous settings: %s", error.message)
+            return error.message
+        changed = [
+            name for name in RESTART_ONLY if getattr(new, name) != getattr(self.settings, name)
+        ]
+        if changed:
+            logger.warning("ignoring changed %s until the next restart", ", ".join(sorted(changed)))
+            new = new.model_copy(update={name: getattr(self.settings, name) for name in changed})
+        set_level(new.log_level)
+        self.settings = new
+        if self._reload_handler is not None:
+            try:
+                self._reload_handler(new)
+            except Exception:
+                logger.exception("the server's reload hook failed")
+        self._last_reload_at = utc_now_iso()
+        self._register()
+        logger.info("settings reloaded")
+        return None
 
     def _write_snapshot(self, final: bool = False, wait: float = -1) -> None:
         def mutate(snapshot: RuntimeHealthSnapshot) -> None:
@@ -441,6 +466,8 @@ class ServerRuntime:
             snapshot.activity_state = {"accepting_work": self._state == "ready"}
             snapshot.started_at = self._started_at
             snapshot.last_reload_at = self._last_reload_at
+            snapshot.reload_attempts = self._reload_attempts
+            snapshot.last_reload_error = self._last_reload_error
             snapshot.url = self.settings.url
             if snapshot.probe is not None and snapshot.probe.get("pid") != self._identity.pid:
                 snapshot.probe = None  # a probe of an earlier server says nothing about this one

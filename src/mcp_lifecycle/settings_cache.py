@@ -56,6 +56,34 @@ _OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+# The settings the hot commands read: all a cached entry (or a registration) holds; no secrets,
+# no author fields.
+LIFECYCLE_FIELDS = (
+    "server_name",
+    "health_ttl_seconds",
+    "startup_timeout_seconds",
+    "stop_timeout_seconds",
+    "probe_timeout_seconds",
+    "stale_pid_action",
+    "transport",
+    "host",
+    "port",
+    "log_max_bytes",
+    "log_backup_count",
+)
+
+
+def lifecycle_values(settings: Any) -> dict[str, Any]:
+    """What the lifecycle commands need of `settings`, as JSON-ready values."""
+    values = {name: getattr(settings, name) for name in LIFECYCLE_FIELDS}
+    values.update(
+        resolved_cache_root=str(settings.resolved_cache_root),
+        heartbeat_interval=settings.heartbeat_interval,
+        url=settings.url,
+    )
+    return values
+
+
 def cache_dir() -> Path:
     from platformdirs import user_cache_path
 
@@ -182,13 +210,14 @@ def load(cache_key: str | None, server_name: str) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or entry.get("key") != digest(cache_key.encode()):
         return None
     values = entry.get("values")
-    if not (_well_formed(values, server_name) and _unchanged(entry.get("files"))):
+    if not (well_formed(values, server_name) and _unchanged(entry.get("files"))):
         return None
     assert isinstance(values, dict)
     return values
 
 
-def _well_formed(values: object, server_name: str) -> bool:
+def well_formed(values: object, server_name: str) -> bool:
+    """Whether `values` are lifecycle values of `server_name`, each of its JSON type."""
     if not isinstance(values, dict) or values.get("server_name") != server_name:
         return False
     for name, types in _FIELDS.items():

@@ -54,6 +54,9 @@ class RuntimeHealthSnapshot:
     state: str | None = None
     started_at: str | None = None
     last_reload_at: str | None = None
+    # Every SIGHUP counts, applied or not, so `reload` can tell when its own one was handled.
+    reload_attempts: int = 0
+    last_reload_error: str | None = None
     url: str | None = None
     probe: dict[str, Any] | None = None
 
@@ -90,6 +93,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "state": (str,),
     "started_at": (str,),
     "last_reload_at": (str,),
+    "reload_attempts": (int,),
+    "last_reload_error": (str,),
     "url": (str,),
     "watchers_running": (bool,),
     "remote_enabled": (bool,),

@@ -142,7 +142,9 @@ def test_ls_lists_registered_servers(lifecycle: Lifecycle) -> None:
     assert lifecycle.run("start").code == 0
     stale = state / "mcp-lifecycle" / "ghost"
     stale.mkdir(mode=0o700)
-    (stale / "ghost.pid").write_text("999999\n")
+    (stale / "ghost.pid").write_text("999999\n")  # what a crashed server leaves
+    (stale / "ghost.lock").write_text("")
+    (state / "mcp-lifecycle" / "notes").mkdir()  # a folder that never was a server
     listed = subprocess.run(
         [TOOL, "ls", "--json"], capture_output=True, text=True, env=env, check=False
     )
@@ -153,6 +155,8 @@ def test_ls_lists_registered_servers(lifecycle: Lifecycle) -> None:
     assert entries["toy"]["pid"] == lifecycle.pid_in(state / "mcp-lifecycle" / "toy")
     assert entries["toy"]["uptime_seconds"] >= 0
     assert entries["ghost"]["condition"] == "stale"
+    assert "notes" not in entries
+    assert ".running" not in entries
     table = subprocess.run([TOOL, "ls"], capture_output=True, text=True, env=env, check=False)
     assert "toy" in table.stdout
     assert "ghost" in table.stdout
@@ -164,4 +168,4 @@ def test_ls_lists_registered_servers(lifecycle: Lifecycle) -> None:
         env=env,
         check=False,
     )
-    assert "No servers registered" in empty.stdout
+    assert "No servers found" in empty.stdout

@@ -280,3 +280,33 @@ def test_no_arguments_print_help_and_succeed(lifecycle: Lifecycle) -> None:
         result = lifecycle.run(*args)
         assert result.code == 0, result
         assert "Usage:" in result.out
+
+
+def test_reload_applies_or_says_the_old_settings_stay(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    assert lifecycle.run("reload").code == 2
+    assert lifecycle.run("start").code == 0
+    try:
+        applied = lifecycle.run("reload", "--json")
+        assert applied.code == 0, applied
+        assert applied.json()["pid"] == lifecycle.pid()
+        assert applied.json()["reloaded_at"] == lifecycle.snapshot()["last_reload_at"]
+        assert (lifecycle.marks / "reloads.txt").read_text().splitlines() == ["INFO"]
+
+        # The server reads settings from its own working directory; this CLI runs elsewhere.
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        settings_dir = lifecycle.marks / "settings"
+        settings_dir.mkdir()
+        (settings_dir / "toy.yaml").write_text("log_level: LOUD\n")
+        refused = lifecycle.run("reload", cwd=elsewhere)
+        assert refused.code == 5, refused
+        assert "keeps its previous settings" in refused.err
+        assert "log_level" in refused.err
+        assert lifecycle.run("status").code == 0
+
+        (settings_dir / "toy.yaml").write_text("log_level: DEBUG\n")
+        assert lifecycle.run("reload", cwd=elsewhere).code == 0
+        assert (lifecycle.marks / "reloads.txt").read_text().splitlines() == ["INFO", "DEBUG"]
+        assert lifecycle.snapshot()["last_reload_error"] is None
+    finally:
+        assert lifecycle.run("stop").code == 0

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides, edge, invocation_flags
-from mcp_lifecycle.errors import ConfigurationError
+from mcp_lifecycle.errors import ConfigurationError, LifecycleError
 
 if TYPE_CHECKING:
     from mcp_lifecycle.settings import MCPServerSettings, ResolvedSettings
     from mcp_lifecycle.settings_view import LifecycleSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-# The settings the hot commands read: all a cached entry holds (no secrets, no author fields).
-LIFECYCLE_FIELDS = (
-    "server_name",
-    "health_ttl_seconds",
-    "startup_timeout_seconds",
-    "stop_timeout_seconds",
-    "probe_timeout_seconds",
-    "stale_pid_action",
-    "transport",
-    "host",
-    "port",
-    "log_max_bytes",
-    "log_backup_count",
-)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 not running, 3 already running, 4 unhealthy, "
@@ -128,13 +115,7 @@ class MCPServerCLIFactory:
             and before == self._cache_key(flags)
             and settings_cache.cacheable(settings_cls)
         ):
-            settings = resolved.settings
-            values = {name: getattr(settings, name) for name in LIFECYCLE_FIELDS}
-            values.update(
-                resolved_cache_root=str(settings.resolved_cache_root),
-                heartbeat_interval=settings.heartbeat_interval,
-                url=settings.url,
-            )
+            values = settings_cache.lifecycle_values(resolved.settings)
             settings_cache.store(before, values, files)
         return resolved
 
@@ -148,6 +129,42 @@ class MCPServerCLIFactory:
         if cached is not None:
             return SettingsView(cached)
         return self.resolve_settings(flags).settings
+
+    def running_settings(self, flags: Overrides | None = None) -> LifecycleSettings:
+        """The settings of the server the read-mostly commands (status, stop, health, logs,
+        reload) act on: this invocation's, unless the registry knows better. A server that
+        runs with another cache root than these settings name, or whose settings files broke
+        since it started, is found by its name (a warning says so when settings broke)."""
+        from mcp_lifecycle import registry
+        from mcp_lifecycle.config_sources import ENV_PREFIX
+        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.pidfile import lock_is_held
+        from mcp_lifecycle.settings_view import SettingsView
+
+        flags = flags if flags is not None else invocation_flags()
+        pinned = flags.values.get("cache_root") or os.environ.get(f"{ENV_PREFIX}CACHE_ROOT")
+        try:
+            settings = self.fast_settings(flags)
+        except ConfigurationError as exc:
+            found = registry.find_running(self.server_name, Path(pinned) if pinned else None)
+            if found is None:
+                raise
+            typer.echo(
+                f"Warning: {exc.message}\n  Acting on the running {self.server_name} (PID "
+                f"{found.pid}) with the settings it started with; fix the settings before "
+                "its next start.",
+                err=True,
+            )
+            return SettingsView(found.settings)
+        if pinned:
+            return settings
+        try:
+            if lock_is_held(ServerPaths.for_settings(settings).lock):
+                return settings
+        except LifecycleError:
+            return settings  # the command itself will say what is wrong there
+        found = registry.find_running(self.server_name)
+        return SettingsView(found.settings) if found is not None else settings
 
     def _cache_key(self, flags: Overrides) -> str | None:
         from mcp_lifecycle import settings_cache

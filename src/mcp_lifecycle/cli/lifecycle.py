@@ -51,7 +51,7 @@ class LifecycleCommands:
         return self.factory.resolve_settings(overrides(ctx)).settings
 
     def fast_settings(self, ctx: typer.Context) -> "LifecycleSettings":
-        return self.factory.fast_settings(overrides(ctx))
+        return self.factory.running_settings(overrides(ctx))
 
     def register(self, app: typer.Typer) -> None:
         name = self.factory.server_name
@@ -80,6 +80,12 @@ class LifecycleCommands:
             help="Show the server's health; --probe checks it live (MCP handshake).\n\n"
             f"Example: {name} health --probe",
         )(edge(self.health))
+        app.command(
+            "reload",
+            help="Make the running server read its settings again (SIGHUP) and wait until it "
+            "did. Exit 0 applied; 5 the new settings are invalid (it keeps the old ones).\n\n"
+            f"Example: {name} reload",
+        )(edge(self.reload))
 
     # -- start ---------------------------------------------------------------------------
 
@@ -257,6 +263,21 @@ class LifecycleCommands:
             kill=not no_kill,
             stop_handler=self.factory.stop_handler,
         )
+
+    def reload(
+        self, ctx: typer.Context, timeout: TimeoutOption = None, as_json: JsonOption = False
+    ) -> None:
+        from mcp_lifecycle.launcher import reload_server
+        from mcp_lifecycle.paths import ServerPaths
+
+        settings = self.fast_settings(ctx)
+        result = reload_server(
+            ServerPaths.for_settings(settings), timeout or settings.stop_timeout_seconds
+        )
+        if as_json:
+            echo_json({"pid": result.pid, "reloaded_at": result.reloaded_at})
+            return
+        typer.echo(f"Reloaded {settings.server_name} (PID {result.pid}) in {result.seconds:.2f}s.")
 
     def restart(
         self,

@@ -122,7 +122,7 @@ class OperatorCommands:
         from mcp_lifecycle.logtail import last_lines
         from mcp_lifecycle.paths import ServerPaths
 
-        settings = self.factory.fast_settings(overrides(ctx))
+        settings = self.factory.running_settings(overrides(ctx))
         path = ServerPaths.for_settings(settings).log
         if not path.exists():
             raise NotRunning(f"no log at {path}", hint="the log is written by a detached `start`")

@@ -36,20 +36,21 @@ def list_command(
         typer.Option("--state-dir", help="Where servers register (default: per-user state)."),
     ] = None,
 ) -> None:
-    """Every server registered under your state directory: state, PID, URL, uptime, snapshot age.
+    """Your servers: state, PID, URL, uptime, snapshot age. Those running (with any cache
+    root) and those that ever started under your state directory.
 
-    Servers given their own cache_root elsewhere are not listed.
+    With --state-dir, only the servers in that folder.
 
     Example: mcp-lifecycle ls --json
     """
     from mcp_lifecycle.registry import list_servers, state_root
 
-    entries = list_servers(state_dir or state_root())
+    entries = list_servers(state_dir)
     if as_json:
         echo_json([entry.as_dict() for entry in entries])
         return
     if not entries:
-        typer.echo(f"No servers registered under {state_dir or state_root()}.")
+        typer.echo(f"No servers found (none running, none under {state_dir or state_root()}).")
         return
     header = f"{'SERVER':24} {'STATE':12} {'PID':>8} {'UPTIME':>9} {'AGE':>7}  URL"
     typer.echo(header)
