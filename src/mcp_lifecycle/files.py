@@ -49,16 +49,23 @@ def validate_cache_ownership(path: Path) -> None:
     check_parents(path)
 
 
-def check_parents(path: Path) -> None:
+# A folder that the environment declares safe although others may write to it: a container's
+# volume (Kubernetes makes every emptyDir mode 0777) in a pod with no other user. Only whoever
+# sets our environment can name it, and they could point cache_root anywhere anyway.
+TRUSTED_FOLDER_ENV = "MCP_LIFECYCLE_TRUSTED_FOLDER"
+
+
+def check_parents(path: Path, what: str = "the cache root") -> None:
     """Refuse `path` if another user could replace one of the folders above it.
 
     As OpenSSH checks the path of `authorized_keys`: each folder from `/` down, on the path as
     given and on the path its symlinks lead to, must be owned by us or root and not writable by
     group or others, unless it is sticky (as /tmp is: there only an entry's owner may rename or
-    remove it, so our folder inside it stays ours). Symlinks themselves cannot be changed, only
-    replaced by whoever may write to the folder holding them, which this same rule covers.
+    remove it, so our folder inside it stays ours). A symlink on the way must be ours or
+    root's too: in a sticky folder, its owner may replace it.
     """
     uid = os.getuid()
+    trusted = os.environ.get(TRUSTED_FOLDER_ENV)
     absolute = Path(os.path.abspath(path))
     folders = {*absolute.parents, *Path(os.path.realpath(absolute)).parents}
     for folder in sorted(folders, key=lambda p: len(p.parts)):
@@ -66,35 +73,67 @@ def check_parents(path: Path) -> None:
             st = os.lstat(folder)
         except FileNotFoundError:
             continue  # a missing folder of the path as given: its real path is checked instead
-        if stat.S_ISLNK(st.st_mode):
+        if trusted and os.path.abspath(trusted) == str(folder):
             continue
-        if st.st_uid not in (0, uid):
+        problem = _swappable(st, uid, allow_sticky=True)
+        if problem is not None:
             raise InsecurePathError(
-                f"{folder}, a folder above the cache root {path}, is owned by uid "
-                f"{st.st_uid}: they could swap what lies below it",
-                hint="choose a cache_root whose every folder is yours or root's",
+                f"{folder}, a folder above {what} {path}, {problem}: they could swap what "
+                "lies below it",
+                hint=f"choose a path whose every folder is yours or root's and not writable by "
+                f"others (`chmod go-w {folder}`)",
             )
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
-            raise InsecurePathError(
-                f"{folder}, a folder above the cache root {path}, is writable by others "
-                f"(mode {stat.S_IMODE(st.st_mode):03o}): they could swap what lies below it",
-                hint=f"run `chmod go-w {folder}`, or choose another cache_root",
-            )
+
+
+def _swappable(st: os.stat_result, uid: int, *, allow_sticky: bool) -> str | None:
+    """Why another user could change what a folder (or symlink) with this `lstat` holds."""
+    if st.st_uid not in (0, uid):
+        return f"is owned by uid {st.st_uid}"
+    if stat.S_ISLNK(st.st_mode):
+        return None  # a symlink's own mode means nothing; who may replace it is its folder's
+    sticky = allow_sticky and st.st_mode & stat.S_ISVTX
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
+        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):03o})"
+    return None
 
 
 def ensure_cache_root(path: Path) -> Path:
     """Create the cache root owner-only if missing, then validate it."""
     if not os.path.lexists(path):
         check_parents(path)  # nothing is created under a folder someone else controls
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700, parents=True)
+        _make_private_folders(path)
     validate_cache_ownership(path)
     return path
 
 
+def _make_private_folders(path: Path) -> None:
+    """mkdir -p, every new folder 0700 whatever the umask (a umask of 002 would otherwise make
+    the new parents group-writable, and then refused)."""
+    missing = []
+    folder = Path(os.path.abspath(path))
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+            os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
 def open_folder(path: Path) -> int:
-    """A file descriptor on the folder at `path`, never through a symlink."""
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """A file descriptor on the folder at `path`, never through a symlink, checked again once
+    open: between the checks of its path and this open, it could have been swapped."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    problem = "is not yours" if st.st_uid != os.getuid() else None
+    problem = problem or _swappable(st, os.getuid(), allow_sticky=False)
+    if problem is not None:
+        os.close(fd)
+        raise InsecurePathError(
+            f"the cache root {path} {problem} (it changed while being opened)",
+            hint="check who else can write to the folders above it",
+        )
+    return fd
 
 
 def same_folder(fd: int, path: Path, *, follow: bool = False) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_lifecycle.config_sources import ENV_PREFIX
 from mcp_lifecycle.errors import ConfigurationError
+from mcp_lifecycle.files import TRUSTED_FOLDER_ENV
 
 if TYPE_CHECKING:
     from mcp_lifecycle.settings import MCPServerSettings
@@ -271,6 +272,8 @@ def kubernetes_manifests(
         f"{ENV_PREFIX}CACHE_ROOT": f"{STATE_MOUNT}/{settings.server_name}",
         # The root filesystem is read-only: the settings cache of exec probes goes to /tmp.
         "XDG_CACHE_HOME": "/tmp/.cache",  # noqa: S108
+        # Kubernetes makes an emptyDir mode 0777; in a pod of one user that is no threat.
+        TRUSTED_FOLDER_ENV: STATE_MOUNT,
     }
     if settings.port is not None:
         pinned[f"{ENV_PREFIX}HOST"] = "0.0.0.0"  # noqa: S104

@@ -217,3 +217,35 @@ def test_a_server_name_must_be_a_safe_file_name(
         assert "is not a safe file name" in result.err
         assert "1 to 64 letters" in result.err
     assert not state.exists()
+
+
+def test_a_symlink_another_user_owns_on_the_way_is_refused(
+    lifecycle: Lifecycle, other_user: OtherUser, tmp_path: Path
+) -> None:
+    """In a sticky folder the owner of a symlink may replace it at will."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    ours = tmp_path / "ours"
+    ours.mkdir(mode=0o700)
+    share = sticky / "share"
+    share.symlink_to(ours)
+    os.lchown(share, other_user.uid, other_user.gid)
+    result = lifecycle.run("start", MCP_SERVER_CACHE_ROOT=str(share / "cache"))
+    assert result.code == 6, result
+    assert f"{share}, a folder above the cache root" in result.err
+    assert f"owned by uid {other_user.uid}" in result.err
+    assert list(ours.iterdir()) == []
+    os.lchown(share, 0, 0)  # the same link, but root's: fine
+    assert lifecycle.run("start", MCP_SERVER_CACHE_ROOT=str(share / "cache")).code == 0
+    assert lifecycle.run("stop", MCP_SERVER_CACHE_ROOT=str(share / "cache")).code == 0
+
+
+def test_new_folders_are_private_whatever_the_umask(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    cache_root = tmp_path / "fresh" / "a" / "b" / "cache"
+    lifecycle.set_env(MCP_SERVER_CACHE_ROOT=str(cache_root))
+    lifecycle.launcher = ["sh", "-c", 'umask 002 && exec "$@"', "sh", *lifecycle.command()]
+    assert lifecycle.run("start").code == 0
+    assert lifecycle.run("stop").code == 0
+    for folder in (tmp_path / "fresh", tmp_path / "fresh" / "a", cache_root):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

@@ -262,3 +262,22 @@ def test_the_manifest_is_valid_and_restricted(
     assert pod["terminationGracePeriodSeconds"] == 5 + 5  # the stop timeout, and a margin
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {"/var/lib/mcp-lifecycle", "/tmp"}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["MCP_LIFECYCLE_TRUSTED_FOLDER"] == "/var/lib/mcp-lifecycle"
+
+
+def test_a_volume_others_may_write_is_trusted_only_when_named(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    """As in the manifest: Kubernetes makes an emptyDir 0777 (2777 with fsGroup)."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o2777)
+    lifecycle.set_env(MCP_SERVER_CACHE_ROOT=str(volume / "toy"))
+    refused = lifecycle.run("start")
+    assert refused.code == 6, refused
+    assert "writable by others (mode 2777)" in refused.err
+    lifecycle.set_env(MCP_LIFECYCLE_TRUSTED_FOLDER=str(volume))
+    assert lifecycle.run("start").code == 0
+    assert lifecycle.run("health").code == 0
+    assert lifecycle.run("stop").code == 0
