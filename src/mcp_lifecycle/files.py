@@ -106,6 +106,12 @@ def ensure_cache_root(path: Path) -> Path:
     return path
 
 
+def ensure_private_folder(path: Path) -> None:
+    """mkdir -p with every new folder private."""
+    if not os.path.lexists(path):
+        _make_private_folders(path)
+
+
 def _make_private_folders(path: Path) -> None:
     """mkdir -p, every new folder 0700 whatever the umask (a umask of 002 would otherwise make
     the new parents group-writable, and then refused)."""
@@ -211,14 +217,37 @@ def open_no_follow(path: Path, flags: int, mode: int = 0o600) -> int:
         raise
 
 
+def check_log_folder(path: Path) -> None:
+    """Refuse a log file whose folder others may write to, even a sticky one: they could plant
+    its rotations (`<log>.1`, ...) there, and a folder above it that others could swap."""
+    folder = path.parent
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        check_parents(folder, "the log folder")
+        return
+    problem = _swappable(st, os.getuid(), allow_sticky=False)
+    if problem is not None:
+        raise InsecurePathError(
+            f"the folder of the log file {path} {problem}: others could plant its rotations",
+            hint="log into a folder of your own (log_file)",
+        )
+    check_parents(folder, "the log folder")
+
+
 def open_private_append(path: Path) -> int:
     """Open a log file for appending, created 0600 from its first byte.
 
     Refused (InsecurePathError) unless it is a regular file of ours with no other name: a
     symlink or hard link planted at `path` must never send our output into another file.
     """
-    # O_NONBLOCK: a FIFO planted at `path` must not hang the open.
-    fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK)
+    # O_NONBLOCK: a FIFO planted at `path` must not hang the open (it fails with ENXIO).
+    try:
+        fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+            raise not_a_file(path) from None
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -82,10 +82,12 @@ def configure_logging(
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
+        from mcp_lifecycle.files import check_log_folder, ensure_private_folder
         from mcp_lifecycle.log_files import PrivateLogHandler
 
         path = Path(log_file)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_log_folder(path)
+        ensure_private_folder(path.parent)
         handlers.append(
             PrivateLogHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         )

@@ -14,7 +14,7 @@ SNAPSHOT_NAME = "runtime_health.json"
 
 # A server's name becomes file names (`<name>.start.lock`) and a folder of the state directory:
 # it must never be `.`, `..`, a path, an option, or longer than a file name may be.
-NAME_MAX_LENGTH = 64
+NAME_MAX_LENGTH = 63
 NAME_RULE = (
     f"1 to {NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit"
 )

@@ -12,6 +12,7 @@ Kubernetes from a `Secret` by reference.
 from __future__ import annotations
 
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -29,11 +30,16 @@ HEALTHZ = "/healthz"
 READYZ = "/readyz"
 # Time the engine gives `stop` beyond the server's own stop timeout before it SIGKILLs.
 _STOP_MARGIN_SECONDS = 5
-# Parts of a setting's name that mark it as a secret even when it is typed as a plain str.
-_SECRET_WORDS = frozenset(
-    {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "KEY", "APIKEY", "CREDENTIALS"}
-)
+# What marks a setting as a secret even when it is typed as a plain str: a word of its name
+# (`api_key`, `db_dsn`), or a part of one (`authtoken`, `accesskey`).
+_SECRET_WORDS = frozenset({"KEY", "DSN", "PASS", "PWD", "PIN", "AUTH", "CERT", "COOKIE"})
+_SECRET_PARTS = (
+    "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "APIKEY", "ACCESSKEY",
+    "PRIVATEKEY", "SIGNINGKEY", "SESSIONKEY",
+)  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# In an EnvironmentFile, a newline inside double quotes is part of the value (a PEM key).
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TEMP_FOLDERS = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - names, not files we use
 
 
@@ -47,20 +53,32 @@ class ServiceInputs:
 
 
 def is_secret(settings_cls: type[MCPServerSettings], name: str) -> bool:
-    """A field typed SecretStr/SecretBytes (alone or in a union), or whose name has a
-    secret-sounding part."""
+    """A field typed SecretStr/SecretBytes (alone, in a union or a container, or anywhere in a
+    nested model), or whose name, or a nested field's, sounds like a secret."""
     info = settings_cls.model_fields.get(name)
-    if info is not None and _holds_secret_type(info.annotation):
-        return True
-    return bool(_SECRET_WORDS.intersection(name.upper().split("_")))
+    return _sounds_secret(name) or (info is not None and _holds_secret(info.annotation, 0))
 
 
-def _holds_secret_type(annotation: Any) -> bool:
-    from pydantic import SecretBytes, SecretStr
+def _sounds_secret(name: str) -> bool:
+    upper = name.upper()
+    return bool(_SECRET_WORDS.intersection(upper.split("_"))) or any(
+        part in upper for part in _SECRET_PARTS
+    )
 
+
+def _holds_secret(annotation: Any, depth: int) -> bool:
+    from pydantic import BaseModel, SecretBytes, SecretStr
+
+    if depth > 8:  # a model that contains itself
+        return False
     if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
         return True
-    return any(_holds_secret_type(arg) for arg in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(
+            _sounds_secret(name) or _holds_secret(info.annotation, depth + 1)
+            for name, info in annotation.model_fields.items()
+        )
+    return any(_holds_secret(arg, depth + 1) for arg in typing.get_args(annotation))
 
 
 def service_inputs(
@@ -98,13 +116,23 @@ def _flag_text(value: object) -> str:
 # -- systemd ---------------------------------------------------------------------------------
 
 
-def _refuse_control(value: str, what: str) -> None:
-    if _CONTROL.search(value):
+def _refuse_control(
+    value: str, what: str, *, secret: bool = False, pattern: re.Pattern[str] = _CONTROL
+) -> None:
+    """A value that would change the unit or cannot be written: refused, and a secret one
+    never shown."""
+    shown = "" if secret else f": {value[:60]!r}"
+    if pattern.search(value):
         raise ConfigurationError(
-            f"{what} holds a newline or control character, which would change the unit: "
-            f"{value[:60]!r}",
+            f"{what} holds a newline or control character, which would change the unit{shown}",
             hint="remove it from the setting, variable or path",
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"{what} is not valid UTF-8{shown}", hint="fix the bytes of that value"
+        ) from None
 
 
 def systemd_word(value: str, what: str, *, argument: bool = False) -> str:
@@ -124,8 +152,15 @@ def systemd_word(value: str, what: str, *, argument: bool = False) -> str:
 
 def systemd_path(value: str, what: str) -> str:
     """An absolute path for a directive that takes one path verbatim (no quotes): only
-    specifiers are expanded there."""
+    specifiers are expanded there. Whitespace at either end would be dropped, and a backslash
+    at the end would join the next line to this one (`User=` among them): refused."""
     _refuse_control(value, what)
+    if value != value.strip() or value.endswith("\\") or not value.startswith("/"):
+        raise ConfigurationError(
+            f"{what} {value!r} cannot be written in a unit (it must be absolute, and neither "
+            "end with a backslash nor begin or end with a space)",
+            hint="use a path without them (generate the unit from another folder, or move it)",
+        )
     return value.replace("%", "%%")
 
 
@@ -134,10 +169,58 @@ def environment_file(variables: dict[str, str]) -> str:
     env-file parser reads them (backslash, quote, `$` and backquote escaped)."""
     lines = []
     for name, value in sorted(variables.items()):
-        _refuse_control(value, f"the value of {name}")
+        _refuse_control(value, f"the value of {name}", secret=True, pattern=_CONTROL_BUT_NEWLINE)
         escaped = re.sub(r'([\\"$`])', r"\\\1", value)
         lines.append(f'{name}="{escaped}"\n')
     return "".join(lines)
+
+
+SYSTEM_SECRETS = Path("/etc/mcp-lifecycle")
+
+
+@dataclass(frozen=True)
+class SecretsFile:
+    """Where the unit reads its secrets, where this command wrote them, and, when those
+    differ, the command that moves them into place."""
+
+    unit_path: Path
+    written: Path
+    install: str | None
+
+
+def write_secrets(
+    server_name: str,
+    secrets: dict[str, str],
+    target: Path | None,
+    writable: list[Path],
+    as_root: bool,
+) -> SecretsFile:
+    """Write the secrets for an EnvironmentFile= that no one but root can replace.
+
+    systemd (PID 1, as root) reads that file, following symlinks, before the service starts: a
+    file the service user could replace would let them read any root-only file through the
+    service's environment. So it lives outside the paths the service may write, in a folder
+    only root may change: written there directly when we are root; otherwise a private copy
+    is written to the first writable path and the command that installs it is returned.
+    """
+    from mcp_lifecycle.files import atomic_write, check_log_folder, ensure_private_folder
+
+    unit_path = Path(os.path.abspath(target or SYSTEM_SECRETS / f"{server_name}.env"))
+    if any(_under(unit_path, path) for path in writable):
+        raise ConfigurationError(
+            f"the secrets file {unit_path} lies where the service itself may write",
+            hint=f"name one outside {', '.join(map(str, writable))} (--env-file)",
+        )
+    text = environment_file(secrets).encode()
+    if as_root:
+        ensure_private_folder(unit_path.parent)
+        check_log_folder(unit_path)  # its folder must be one no one else can change
+        atomic_write(unit_path, text)
+        return SecretsFile(unit_path, unit_path, None)
+    staged = writable[0] / f"{server_name}.env"
+    atomic_write(staged, text)
+    install = f"sudo install -D -m 600 -o root -g root {staged} {unit_path} && rm {staged}"
+    return SecretsFile(unit_path, staged, install)
 
 
 def systemd_unit(
@@ -171,7 +254,9 @@ def systemd_unit(
         writable.append(settings.log_file.parent)
     read_write = " ".join(systemd_word(str(path), "a writable path") for path in writable)
     # A private /tmp would hide a cache root kept there from `status` run outside the unit.
-    shared_tmp = any(_under(path, folder) for path in writable for folder in _TEMP_FOLDERS)
+    # (the working directory too: the server reads its settings files there).
+    seen = [*writable, Path(working_directory)]
+    shared_tmp = any(_under(path, folder) for path in seen for folder in _TEMP_FOLDERS)
     private_tmp = "no" if shared_tmp else "yes"
     user_line = f"User={user}\n" if user else ""
     stop_seconds = math.ceil(settings.stop_timeout_seconds) + _STOP_MARGIN_SECONDS
@@ -222,7 +307,6 @@ RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-RemoveIPC=yes
 KeyringMode=private
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
@@ -246,8 +330,12 @@ RUN_AS = 65532
 
 
 def object_name(server_name: str) -> str:
-    """The server's name as Kubernetes names objects (lowercase letters, digits and '-')."""
-    return re.sub(r"[^a-z0-9-]", "-", server_name.lower()).strip("-") or "mcp-server"
+    """The server's name as Kubernetes names objects and labels: a DNS label (lowercase
+    letters, digits and '-', starting with a letter, at most 63 characters)."""
+    name = re.sub(r"[^a-z0-9-]", "-", server_name.lower()).strip("-")
+    if not name[:1].isalpha():
+        name = f"mcp-{name}".rstrip("-")
+    return name[:63].rstrip("-")
 
 
 def secret_name(server_name: str) -> str:
@@ -286,7 +374,7 @@ def kubernetes_manifests(
         for key in sorted(inputs.secrets)
     ]
     labels = {
-        "app.kubernetes.io/name": settings.server_name,
+        "app.kubernetes.io/name": name,
         "app.kubernetes.io/managed-by": "mcp-lifecycle",
     }
     cli = [*command, *inputs.flags]

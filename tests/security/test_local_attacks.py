@@ -204,7 +204,7 @@ def test_a_swapped_cache_root_cannot_redirect_the_servers_writes(
     assert gone(pid)
 
 
-@pytest.mark.parametrize("name", [".", "..", "-rf", "a" * 300, "x" * 65])
+@pytest.mark.parametrize("name", [".", "..", "-rf", "a" * 300, "x" * 64])
 def test_a_server_name_must_be_a_safe_file_name(
     lifecycle: Lifecycle, tmp_path: Path, name: str
 ) -> None:
@@ -215,7 +215,7 @@ def test_a_server_name_must_be_a_safe_file_name(
         result = lifecycle.run(command)
         assert result.code == 5, result
         assert "is not a safe file name" in result.err
-        assert "1 to 64 letters" in result.err
+        assert "1 to 63 letters" in result.err
     assert not state.exists()
 
 
@@ -249,3 +249,24 @@ def test_new_folders_are_private_whatever_the_umask(lifecycle: Lifecycle, tmp_pa
     assert lifecycle.run("stop").code == 0
     for folder in (tmp_path / "fresh", tmp_path / "fresh" / "a", cache_root):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def test_a_log_file_in_a_folder_others_may_write_is_refused(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    """Even a sticky one: another user could plant `extra.log.1` and break every rotation."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    result = lifecycle.run("start", MCP_SERVER_LOG_FILE=str(shared / "extra.log"))
+    assert result.code == 6, result
+    assert f"the folder of the log file {shared / 'extra.log'} is writable by others" in result.err
+    assert list(shared.iterdir()) == []
+
+
+def test_a_fifo_planted_as_log_file_is_refused(lifecycle: Lifecycle) -> None:
+    planted = lifecycle.marks / "extra.log"
+    os.mkfifo(planted)
+    result = lifecycle.run("start", MCP_SERVER_LOG_FILE=str(planted))
+    assert result.code == 6, result
+    assert f"{planted} is not a regular file" in result.err

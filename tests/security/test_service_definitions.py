@@ -85,47 +85,104 @@ def test_only_declared_settings_and_secrets_never_in_clear(
 ) -> None:
     lifecycle.script = SECRET_SERVER
     lifecycle.name = "secretive"
+    pem = "-----BEGIN KEY-----\nMIIB\n-----END KEY-----"
     lifecycle.set_env(
         MCP_SERVER_API_TOKEN="hunter2",
+        MCP_SERVER_AUTHTOKEN=pem,
+        MCP_SERVER_DB='{"host": "db", "password": "nested-pw"}',
         MCP_SERVER_GREETING="bonjour",
         MCP_SERVER_UNDECLARED="nobody-asked",
     )
-    systemd = lifecycle.run("--set", "database_password=s3cr%t", "service", "systemd")
+    env_file = tmp_path / "secrets" / "secretive.env"
+    systemd = lifecycle.run(
+        "--set", "database_password=s3cr%t", "service", "systemd", "--env-file", str(env_file)
+    )
     assert systemd.code == 0, systemd
     unit = systemd.out
-    for secret in ("hunter2", "s3cr%t", "s3cr%%t", "nobody-asked"):
+    for secret in ("hunter2", "s3cr%t", "s3cr%%t", "nobody-asked", "nested-pw", "MIIB"):
         assert secret not in unit
+        assert secret not in systemd.err
     assert '"MCP_SERVER_GREETING=bonjour"' in unit
     assert "database_password" not in unit  # not even as a flag
-    secrets_file = lifecycle.cache_root / "secretive.env"
-    assert _directives(unit, "EnvironmentFile") == [str(secrets_file)]
-    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    assert secrets_file.read_text() == (
-        'MCP_SERVER_API_TOKEN="hunter2"\nMCP_SERVER_DATABASE_PASSWORD="s3cr%t"\n'
+    assert _directives(unit, "EnvironmentFile") == [str(env_file)]
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(env_file.parent.stat().st_mode) == 0o700
+    assert env_file.read_text() == (
+        'MCP_SERVER_API_TOKEN="hunter2"\n'
+        f'MCP_SERVER_AUTHTOKEN="{pem}"\n'
+        'MCP_SERVER_DATABASE_PASSWORD="s3cr%t"\n'
+        'MCP_SERVER_DB="{\\"host\\": \\"db\\", \\"password\\": \\"nested-pw\\"}"\n'
     )
-    assert "MCP_SERVER_API_TOKEN" in systemd.err
-    assert str(secrets_file) in systemd.err
+    assert f"to {env_file}" in systemd.err
     if ANALYZE:
         verify = _verify(unit, tmp_path)
         assert verify.returncode == 0, verify.stderr
+
+    inside = lifecycle.run(
+        "service", "systemd", "--env-file", str(lifecycle.cache_root / "secretive.env")
+    )
+    assert inside.code == 5, inside
+    assert "where the service itself may write" in inside.err
 
     kubernetes = lifecycle.run(
         "--set", "database_password=s3cr%t",
         "service", "kubernetes", "--image", "registry.local/s:1", "--command", "secretive",
     )  # fmt: skip
     assert kubernetes.code == 0, kubernetes
-    for secret in ("hunter2", "s3cr%t", "nobody-asked"):
+    for secret in ("hunter2", "s3cr%t", "nobody-asked", "nested-pw", "MIIB"):
         assert secret not in kubernetes.out
+        assert secret not in kubernetes.err
     container = _deployment(kubernetes.out)["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item for item in container["env"]}
     assert env["MCP_SERVER_GREETING"]["value"] == "bonjour"
     assert "MCP_SERVER_UNDECLARED" not in env
-    for name in ("MCP_SERVER_API_TOKEN", "MCP_SERVER_DATABASE_PASSWORD"):
+    for name in (
+        "MCP_SERVER_API_TOKEN",
+        "MCP_SERVER_AUTHTOKEN",
+        "MCP_SERVER_DATABASE_PASSWORD",
+        "MCP_SERVER_DB",
+    ):
         assert env[name]["valueFrom"] == {
             "secretKeyRef": {"name": "secretive-secrets", "key": name}
         }
     assert "kubectl create secret generic secretive-secrets" in kubernetes.err
-    assert "hunter2" not in kubernetes.err
+
+
+def test_a_secret_with_a_control_character_is_refused_and_never_shown(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    lifecycle.script = SECRET_SERVER
+    lifecycle.name = "secretive"
+    result = lifecycle.run(
+        "--set", "api_token=hunter2\x1b[2J", "service", "systemd",
+        "--env-file", str(tmp_path / "s.env"),
+    )  # fmt: skip
+    assert result.code == 5, result
+    assert "control character" in result.err
+    assert "hunter2" not in result.err
+    assert not (tmp_path / "s.env").exists()
+
+
+def test_a_working_directory_that_would_swallow_the_next_line(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    odd = tmp_path / "ends-with\\"
+    odd.mkdir()
+    result = lifecycle.run("service", "systemd", cwd=odd)
+    assert result.code == 5, result
+    assert "backslash" in result.err
+    assert result.out == ""
+
+
+def test_kubernetes_names_are_dns_labels() -> None:
+    from mcp_lifecycle.service_files import object_name
+
+    label = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+    for server in ("toy", "My_Server.", "9-lives", "x" * 63, "a.b.c", "mcp-lifecycle-demo"):
+        name = object_name(server)
+        assert label.fullmatch(name), (server, name)
+        assert len(name) <= 63
+    assert object_name("mcp-lifecycle-demo") == "mcp-lifecycle-demo"
 
 
 @pytest.fixture
@@ -157,14 +214,23 @@ def test_user_is_the_real_user_not_the_user_variable(
     if probe.returncode != 0:
         pytest.skip(f"no interpreter {other_user.name} may run has our dependencies")
     # runuser sets USER and LOGNAME to the target user; `env` puts the lie back after it.
-    lie = ["env", "USER=root", "LOGNAME=root"]
+    lie = ["env", "USER=root", "LOGNAME=root", "MCP_SERVER_API_TOKEN=hunter2"]
     result = subprocess.run(
-        other_user.command(*lie, other_user.python, str(TESTS / "servers" / "toy_server.py"),
-                           "service", "systemd"),
+        other_user.command(*lie, other_user.python, str(SECRET_SERVER), "service", "systemd"),
         env=env, capture_output=True, text=True, check=False, cwd=str(their_folder),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert _directives(result.stdout, "User") == [other_user.name]
+    # Not root: the secrets are staged privately, and root is told to put them in place.
+    staged = their_folder / "cache" / "secretive.env"
+    assert staged.read_text() == 'MCP_SERVER_API_TOKEN="hunter2"\n'
+    assert staged.stat().st_uid == other_user.uid
+    assert _directives(result.stdout, "EnvironmentFile") == ["/etc/mcp-lifecycle/secretive.env"]
+    assert (
+        f"sudo install -D -m 600 -o root -g root {staged} /etc/mcp-lifecycle/secretive.env"
+        in result.stderr
+    )
+    assert "hunter2" not in result.stdout + result.stderr
 
 
 @needs_systemd

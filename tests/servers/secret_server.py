@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import threading
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
+
+
+class Database(BaseModel):
+    host: str = "localhost"
+    password: SecretStr | None = None
 
 
 class SecretSettings(MCPServerSettings):
     api_token: SecretStr | None = None
     database_password: str = ""
+    authtoken: str = ""
+    db: Database = Database()
     greeting: str = "hello"
 
 

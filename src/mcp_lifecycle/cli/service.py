@@ -1,5 +1,6 @@
 """`service systemd` and `service kubernetes`: print what runs the server under them."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,33 +27,57 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
         "systemd",
         help="Print a sandboxed systemd unit (Type=notify, reload by SIGHUP, KillMode=mixed) "
         "with the flags and declared MCP_SERVER_* variables in force now. Secret settings go "
-        "to a 0600 EnvironmentFile in the cache root, never into the unit.\n\n"
+        "to a 0600 EnvironmentFile only root may change (default "
+        f"/etc/mcp-lifecycle/{name}.env), never into the unit.\n\n"
         f"Example: {name} service systemd > /etc/systemd/system/{name}.service",
     )
     @edge
-    def systemd(ctx: typer.Context) -> None:
+    def systemd(
+        ctx: typer.Context,
+        env_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--env-file",
+                help="Where the unit reads secret settings (default "
+                f"/etc/mcp-lifecycle/{name}.env).",
+            ),
+        ] = None,
+    ) -> None:
         import os
         import pwd
 
-        from mcp_lifecycle.files import atomic_write, ensure_cache_root
-        from mcp_lifecycle.service_files import environment_file, systemd_unit
+        from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.service_files import systemd_unit, write_secrets
 
         settings, inputs = _inputs(ctx)
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
         cache_root = ensure_cache_root(settings.resolved_cache_root)
-        secrets_file = None
-        if inputs.secrets:
-            secrets_file = cache_root / f"{settings.server_name}.env"
-            atomic_write(secrets_file, environment_file(inputs.secrets).encode())
-            typer.echo(
-                f"Wrote {', '.join(sorted(inputs.secrets))} to {secrets_file} (mode 600); "
-                "the unit reads it with EnvironmentFile=.",
-                err=True,
-            )
         uid = os.getuid()
-        user = None if uid == 0 else pwd.getpwuid(uid).pw_name
+        secrets_path = None
+        if inputs.secrets:
+            writable = [cache_root]
+            if settings.log_file is not None:
+                writable.append(settings.log_file.parent)
+            placed = write_secrets(
+                settings.server_name, inputs.secrets, env_file, writable, as_root=uid == 0
+            )
+            secrets_path = placed.unit_path
+            names = ", ".join(sorted(inputs.secrets))
+            if placed.install is None:
+                typer.echo(f"Wrote {names} to {placed.written} (mode 600, root's).", err=True)
+            else:
+                typer.echo(
+                    f"Wrote {names} to {placed.written} (mode 600). systemd reads them as "
+                    f"root from {placed.unit_path}, which only root may change; put them "
+                    f"there:\n  {placed.install}",
+                    err=True,
+                )
+        try:
+            user = None if uid == 0 else pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)  # a uid with no name (a container's): systemd takes the number
         command = _own_command()
-        unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_file)
+        unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_path)
         typer.echo(unit, nl=False)
 
     @service.command(
