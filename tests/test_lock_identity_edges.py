@@ -80,8 +80,10 @@ def test_a_process_that_vanishes_mid_check(monkeypatch: pytest.MonkeyPatch) -> N
 def test_control_socket_claim_owner_release(tmp_path: Path) -> None:
     name = address(tmp_path, "srv")
     assert holder(name) is None
+    assert not control_socket.is_bound(name)
     first = ControlSocket(name)
     assert first.claim()
+    assert control_socket.is_bound(name)
     assert holder(name) == Holder(os.getpid(), os.getuid())
     assert not ControlSocket(name).claim()
     first.release()
@@ -120,6 +122,7 @@ def test_without_abstract_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     name = b"\0mcp-lifecycle/unsupported"
     assert ControlSocket(name).claim() is True
     assert holder(name) is None
+    assert control_socket.is_bound(name) is False
 
 
 def test_forked_children_close_their_lock_fds() -> None:

@@ -105,6 +105,19 @@ class ControlSocket:
             held[0].close()
 
 
+def is_bound(name: bytes) -> bool:
+    """Whether anyone has bound `name`, even a process that does not listen or answer (and so
+    cannot be identified): probed by binding it for an instant."""
+    if not SUPPORTED:
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.bind(name)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def holder(name: bytes, timeout: float = 0.5) -> Holder | None:
     """The process holding `name`, whoever it runs as; None if no one does."""
     if not SUPPORTED:

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcp_lifecycle import ports
+from mcp_lifecycle import control_socket, ports
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
 from mcp_lifecycle.files import validate_cache_ownership
 from mcp_lifecycle.paths import ServerPaths
@@ -116,6 +116,15 @@ def _server_files(paths: ServerPaths) -> tuple[ServerState | None, Finding]:
 def _name(paths: ServerPaths) -> Finding:
     claim = name_claim(paths)
     if claim is None:
+        if control_socket.is_bound(control_socket.address(paths.cache_root, paths.server_name)):
+            return Finding(
+                "name",
+                WARN,
+                "the server's abstract socket name is bound by a process that does not answer, "
+                "so it cannot be identified: it cannot stop a start, but a server started now "
+                "runs without the name",
+                "look for it with `ss -xlp | grep mcp-lifecycle`",
+            )
         return Finding("name", OK, "no other process holds the server's name")
     if claim.proven:
         return Finding("name", OK, f"held by the server (PID {claim.holder.pid})")

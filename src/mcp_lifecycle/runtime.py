@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -222,7 +223,8 @@ class ServerRuntime:
                 return True
             claim = name_claim(self.paths)
             if claim is None:
-                continue  # its holder just let go: try again
+                time.sleep(0.01)  # its holder just let go, or does not answer: try again
+                continue
             if claim.proven:
                 self._lock.release()
                 return False
@@ -232,6 +234,10 @@ class ServerRuntime:
                 claim.describe(),
             )
             return True
+        logger.warning(
+            "the name of %s is bound by a process that does not answer; going on without it",
+            self.settings.server_name,
+        )
         return True
 
     def _call_start_handler(self) -> BaseException | None:

@@ -33,6 +33,18 @@ while True:
 """
 
 
+# Binds the name without listening: connecting to it fails, so it cannot be identified.
+SQUAT_SILENTLY = """
+import signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(bytes.fromhex(sys.argv[1]))
+print("bound", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
 def _name_of(lifecycle: Lifecycle) -> str:
     return address(lifecycle.cache_root, lifecycle.name).hex()
 
@@ -54,6 +66,22 @@ def test_another_users_hold_on_the_name_never_blocks_start(
     assert "another user's process" in name["detail"]
     assert lifecycle.run("stop").code == 0
     assert squatter.poll() is None  # never signalled
+
+
+def test_a_silent_hold_on_the_name_never_blocks_start(
+    lifecycle: Lifecycle, other_user: OtherUser
+) -> None:
+    squatter = other_user.popen(other_user.python, "-c", SQUAT_SILENTLY, _name_of(lifecycle))
+    assert squatter.stdout is not None
+    assert squatter.stdout.readline().strip() == "bound"
+    doctor = lifecycle.run("doctor", "--json")
+    name = next(f for f in doctor.json()["checks"] if f["check"] == "name")
+    assert name["level"] == "warn"
+    assert "does not answer" in name["detail"]
+    assert lifecycle.run("start").code == 0
+    assert "bound by a process that does not answer" in lifecycle.log_file.read_text()
+    assert lifecycle.run("stop").code == 0
+    assert squatter.poll() is None
 
 
 def test_a_process_that_holds_only_the_name_is_not_the_server(
