@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from mcp_lifecycle import ports
 from mcp_lifecycle.errors import LifecycleError
+from mcp_lifecycle.identity import ProcessIdentity
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.settings_view import LifecycleSettings
 from mcp_lifecycle.snapshot import (
@@ -99,10 +100,16 @@ def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHea
     fresh = False
     if state.running:
         snapshot = load_runtime_health(paths.snapshot)
-        if snapshot.pid != state.pid:
+        if snapshot.pid == state.pid:
+            age = get_snapshot_age_seconds(snapshot)
+            fresh = is_snapshot_fresh(snapshot, settings.health_ttl_seconds)
+        else:
             snapshot = RuntimeHealthSnapshot()  # an earlier server's snapshot says nothing now
-        age = get_snapshot_age_seconds(snapshot)
-        fresh = is_snapshot_fresh(snapshot, settings.health_ttl_seconds)
+            if _just_started(state.identity, settings.startup_timeout_seconds):
+                # It holds its lock but has not written its first snapshot yet: it is
+                # starting, as that snapshot will say a moment later.
+                snapshot.state = "starting"
+                fresh = True
     report = StatusReport(
         server=settings.server_name,
         condition=state.condition.value,
@@ -117,6 +124,10 @@ def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHea
         log_file=str(paths.log),
     )
     return report, snapshot
+
+
+def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> bool:
+    return identity is not None and 0 <= time.time() - identity.create_time <= startup_timeout
 
 
 def health_from_snapshot(settings: LifecycleSettings) -> HealthReport:

@@ -469,3 +469,33 @@ def test_concurrent_status_during_start_and_stop(lifecycle: Lifecycle) -> None:
         seen = pool.submit(statuses)
         assert stopping.result().code == 0
         assert set(seen.result()) <= {0, 2, 4}
+
+
+def test_a_server_between_its_lock_and_its_first_snapshot_is_starting(
+    lifecycle: Lifecycle, spawn: Any
+) -> None:
+    """The first instant of a start, held still: the lock taken, its record written, no
+    snapshot yet. `status` says starting (0), `health` says not ready (4), never stale."""
+    lifecycle.cache_root.mkdir(mode=0o700)
+    holder = spawn(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from mcp_lifecycle.pidfile import ServerLock\n"
+         "assert ServerLock(Path(sys.argv[1])).acquire()\n"
+         "print('locked', flush=True)\n"
+         "time.sleep(60)\n",
+         str(lifecycle.lock_file)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    status = lifecycle.run("status", "--json")
+    assert status.code == 0, status
+    assert status.json()["state"] == "starting"
+    assert status.json()["pid"] == holder.pid
+    assert status.json()["snapshot_age_seconds"] is None
+    assert "starting" in lifecycle.run("status").out
+    health = lifecycle.run("health", "--json")
+    assert health.code == 4
+    assert health.json()["state"] == "starting"
+    assert lifecycle.run("start").code == 3
