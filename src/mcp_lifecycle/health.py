@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from mcp_lifecycle import ports
 from mcp_lifecycle.errors import LifecycleError
-from mcp_lifecycle.identity import ProcessIdentity
+from mcp_lifecycle.identity import ProcessIdentity, boot_id
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.settings_view import LifecycleSettings
 from mcp_lifecycle.snapshot import (
@@ -126,6 +126,18 @@ def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHea
     return report, snapshot
 
 
+def probe_age(probe: Mapping[str, Any]) -> float | None:
+    """Seconds since a recorded probe ran, as the snapshot's age is judged: the monotonic clock
+    on the boot that recorded it; else the wall clock, never trusted backwards (a result
+    from the future is too old to count)."""
+    monotonic = probe.get("checked_monotonic")
+    if isinstance(monotonic, int | float) and probe.get("boot_id") == boot_id():
+        age = time.monotonic() - monotonic
+    else:
+        age = time.time() - _number(probe.get("checked_epoch"))
+    return age if age >= 0 else None
+
+
 def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> bool:
     return identity is not None and 0 <= time.time() - identity.create_time <= startup_timeout
 
@@ -138,8 +150,8 @@ def health_from_snapshot(settings: LifecycleSettings) -> HealthReport:
     if status.running and probe and isinstance(probe.get("checks"), list):
         checked_at = probe.get("checked_at")
         report.checked_at = checked_at if isinstance(checked_at, str) else None
-        age = time.time() - _number(probe.get("checked_epoch"))
-        if age <= settings.health_ttl_seconds:
+        age = probe_age(probe)
+        if age is not None and age <= settings.health_ttl_seconds:
             report.checks = [
                 Check(
                     name=str(item.get("name", "?")),
@@ -251,6 +263,10 @@ def _record(settings: LifecycleSettings, pid: int | None, report: HealthReport) 
             "pid": pid,
             "checked_at": report.checked_at,
             "checked_epoch": time.time(),
+            # CLOCK_MONOTONIC is system-wide: on this boot it ages the result exactly, whatever
+            # happens to the wall clock.
+            "checked_monotonic": time.monotonic(),
+            "boot_id": boot_id(),
             "ok": all(check.ok for check in report.checks),
             "checks": [asdict(check) for check in report.checks],
         }

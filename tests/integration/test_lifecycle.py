@@ -500,3 +500,34 @@ def test_a_server_between_its_lock_and_its_first_snapshot_is_starting(
     assert health.code == 4
     assert health.json()["state"] == "starting"
     assert lifecycle.run("start").code == 3
+
+
+def test_a_failed_probe_ages_out_like_the_snapshot(lifecycle: Lifecycle) -> None:
+    from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
+
+    lifecycle.set_env(MCP_SERVER_HEALTH_TTL_SECONDS="2", MCP_SERVER_HEARTBEAT_SECONDS="0.5")
+    assert lifecycle.run("start").code == 0
+    try:
+        assert lifecycle.run("health", "--probe", TOY_FAILING_PROBE="1").code == 4
+        assert lifecycle.run("health").code == 4  # the failed probe counts...
+        time.sleep(2.5)
+        assert lifecycle.run("health").code == 0  # ...for one TTL, then ages out
+
+        assert lifecycle.run("health", "--probe", TOY_FAILING_PROBE="1").code == 4
+
+        def wall_clock_stepped_back(snapshot: RuntimeHealthSnapshot) -> None:
+            assert snapshot.probe is not None
+            snapshot.probe["checked_epoch"] = time.time() + 3600  # written "in the future"
+            snapshot.probe["checked_monotonic"] = time.monotonic() - 10  # but 10 s ago
+
+        update_runtime_health(lifecycle.snapshot_file, wall_clock_stepped_back)
+        assert lifecycle.run("health").code == 0
+
+        def no_monotonic(snapshot: RuntimeHealthSnapshot) -> None:
+            assert snapshot.probe is not None
+            del snapshot.probe["checked_monotonic"]
+
+        update_runtime_health(lifecycle.snapshot_file, no_monotonic)
+        assert lifecycle.run("health").code == 0  # from the future: not trusted
+    finally:
+        assert lifecycle.run("stop").code == 0
