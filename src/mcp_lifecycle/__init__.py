@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mcp_lifecycle.files import validate_cache_ownership
     from mcp_lifecycle.identity import is_process_alive
     from mcp_lifecycle.logs import configure_logging
+    from mcp_lifecycle.mcp_http import fastmcp_handler, streamable_http_handler
+    from mcp_lifecycle.mcp_stdio import stdio_handler
     from mcp_lifecycle.pidfile import write_pid_file
     from mcp_lifecycle.readiness import notify_ready
     from mcp_lifecycle.settings import MCPServerSettings
@@ -35,6 +37,9 @@ _WHERE = {
     "RuntimeHealthSnapshot": "mcp_lifecycle.snapshot",
     "SignalHandler": "mcp_lifecycle.signals",
     "configure_logging": "mcp_lifecycle.logs",
+    "fastmcp_handler": "mcp_lifecycle.mcp_http",
+    "stdio_handler": "mcp_lifecycle.mcp_stdio",
+    "streamable_http_handler": "mcp_lifecycle.mcp_http",
     "get_snapshot_age_seconds": "mcp_lifecycle.snapshot",
     "is_process_alive": "mcp_lifecycle.identity",
     "is_snapshot_fresh": "mcp_lifecycle.snapshot",
@@ -53,11 +58,14 @@ __all__ = [
     "RuntimeHealthSnapshot",
     "SignalHandler",
     "configure_logging",
+    "fastmcp_handler",
     "get_snapshot_age_seconds",
     "is_process_alive",
     "is_snapshot_fresh",
     "load_runtime_health",
     "notify_ready",
+    "stdio_handler",
+    "streamable_http_handler",
     "validate_cache_ownership",
     "validate_pid_integrity",
     "write_pid_file",
