@@ -21,6 +21,8 @@ import pytest
 from mcp_lifecycle.testing import CliResult as Result
 from mcp_lifecycle.testing import free_port
 
+pytest_plugins = ["pytester"]
+
 TESTS = Path(__file__).parent
 TOY = TESTS / "servers" / "toy_server.py"
 SESSION_TOKEN = uuid.uuid4().hex

@@ -11,7 +11,10 @@ In the server's own test suite::
 
 Each inherited test starts the real server in a private cache root and checks one part of its
 lifecycle: start returns once ready, status, a live probe (with an MCP handshake for HTTP
-servers), stop, a crash, a hung stop, a double start. Every process a test starts is stopped,
+servers), stop, a crash, a hung stop, a double start. A stdio server (`transport: stdio`, found
+out from its `config`) is never detached, since its MCP client owns its process: for it the
+suite checks that `start` refuses to detach it and that `health --probe` gets an MCP handshake
+from a private instance, and skips the rest, saying why. Every process a test starts is stopped,
 even when the test fails. The module imports only the standard library and pytest, so loading
 the plugin costs nothing.
 """
@@ -45,7 +48,13 @@ class CliResult:
     err: str
 
     def json(self) -> Any:
-        return json.loads(self.out)
+        try:
+            return json.loads(self.out)
+        except ValueError:
+            raise AssertionError(
+                f"expected JSON, got exit {self.code}\nstdout: {self.out[:800]}\n"
+                f"stderr: {self.err[:800]}"
+            ) from None
 
 
 @dataclass
@@ -56,6 +65,11 @@ class LifecycleCLI:
     env: dict[str, str]
     cwd: Path
     seen: set[tuple[int, str]] = field(default_factory=set)
+    stdio: bool = False
+
+    def detached_only(self) -> None:
+        if self.stdio:
+            pytest.skip("a stdio server is never detached: its MCP client owns its process")
 
     def run(self, *args: str, timeout: float = 60) -> CliResult:
         result = self._run(*args, timeout=timeout)
@@ -64,19 +78,33 @@ class LifecycleCLI:
         return result
 
     def _run(self, *args: str, timeout: float = 60) -> CliResult:
-        proc = subprocess.run(
-            [*self.command, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                [*self.command, *args],
+                capture_output=True,
+                text=True,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+            )
+        except OSError as exc:
+            pytest.fail(
+                f"cannot run {self.command}: {exc}; set `command` to how your server's CLI "
+                "is run, e.g. [sys.executable, '-m', 'my_server.cli']",
+                pytrace=False,
+            )
         for stream in (proc.stdout, proc.stderr):
             assert "Traceback" not in stream, f"a traceback reached the user:\n{stream}"
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def transport(self) -> str | None:
+        """The transport the server's settings declare (None: HTTP or none)."""
+        config = self.run("config", "--json")
+        assert config.code == 0, f"`config` failed (exit {config.code}):\n{config.err}"
+        value = config.json().get("settings", {}).get("transport", {}).get("value")
+        return value if isinstance(value, str) else None
 
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = self.run("status", "--json").json()
@@ -158,6 +186,7 @@ class LifecycleSuite:
         if self.http:
             env["MCP_SERVER_PORT"] = str(free_port())
         cli = LifecycleCLI(list(self.command), env, tmp_path)
+        cli.stdio = cli.transport() == "stdio"
         try:
             yield cli
         finally:
@@ -169,6 +198,11 @@ class LifecycleSuite:
         assert not leftovers, f"servers survived the test and were killed: {leftovers}"
 
     def test_start_returns_once_ready(self, lifecycle_cli: LifecycleCLI) -> None:
+        if lifecycle_cli.stdio:
+            refused = lifecycle_cli.run("start", "--json")
+            assert refused.code == 5, "a stdio server must refuse to run detached"
+            assert "stdio" in refused.json()["error"]
+            return
         started = lifecycle_cli.run("start", "--json")
         assert started.code == 0, started.err
         status = lifecycle_cli.status()
@@ -178,6 +212,12 @@ class LifecycleSuite:
         assert lifecycle_cli.run("status").code == 0
 
     def test_probe_is_healthy(self, lifecycle_cli: LifecycleCLI) -> None:
+        if lifecycle_cli.stdio:  # a private instance, spoken to over stdio
+            probe = lifecycle_cli.run("health", "--probe", "--json")
+            assert probe.code == 0, probe.out + probe.err
+            checks = {check["name"]: check for check in probe.json()["checks"]}
+            assert checks["mcp"]["ok"] is True, checks["mcp"]["detail"]
+            return
         assert lifecycle_cli.run("start").code == 0
         lifecycle_cli.status()
         probe = lifecycle_cli.run("health", "--probe", "--json")
@@ -188,6 +228,7 @@ class LifecycleSuite:
             assert checks["mcp"]["ok"] is True, checks["mcp"]["detail"]
 
     def test_stop_ends_the_server_and_its_files(self, lifecycle_cli: LifecycleCLI) -> None:
+        lifecycle_cli.detached_only()
         assert lifecycle_cli.run("start").code == 0
         pid = lifecycle_cli.server_pid()
         stopped = lifecycle_cli.run("stop", "--json", "--timeout", str(self.stop_timeout))
@@ -198,12 +239,14 @@ class LifecycleSuite:
         assert lifecycle_cli.run("stop").code == 2
 
     def test_double_start_is_refused(self, lifecycle_cli: LifecycleCLI) -> None:
+        lifecycle_cli.detached_only()
         assert lifecycle_cli.run("start").code == 0
         pid = lifecycle_cli.server_pid()
         assert lifecycle_cli.run("start").code == 3
         assert lifecycle_cli.server_pid() == pid
 
     def test_a_crash_is_detected_and_recovered(self, lifecycle_cli: LifecycleCLI) -> None:
+        lifecycle_cli.detached_only()
         assert lifecycle_cli.run("start").code == 0
         pid = lifecycle_cli.server_pid()
         os.kill(pid, signal.SIGKILL)
@@ -214,6 +257,7 @@ class LifecycleSuite:
         assert lifecycle_cli.server_pid() != pid
 
     def test_a_hung_server_is_killed_by_stop(self, lifecycle_cli: LifecycleCLI) -> None:
+        lifecycle_cli.detached_only()
         assert lifecycle_cli.run("start").code == 0
         pid = lifecycle_cli.server_pid()
         os.kill(pid, signal.SIGSTOP)  # hung: it cannot even handle SIGTERM
