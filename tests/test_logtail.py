@@ -60,3 +60,39 @@ def wait(predicate: object, timeout: float = 5) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_follow_loses_no_line_across_fast_rotations(tmp_path: Path) -> None:
+    """A writer that rotates several times between two looks of the follower (as a busy
+    server with log_max_bytes=1024 does): every line arrives, in order."""
+    import logging.handlers
+    import threading
+
+    path = tmp_path / "fast.log"
+    path.touch()
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1024, backupCount=20)
+    logger = logging.Logger("fast")
+    logger.addHandler(handler)
+    total = 1500
+    seen: list[str] = []
+    finished = threading.Event()
+
+    def read() -> None:
+        for line in follow(path, should_stop=finished.is_set, interval=0.2):
+            seen.append(line)
+            if len(seen) == total:
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.3)  # the follower starts at the end of the file
+    for number in range(total):
+        logger.warning("line %05d", number)
+        if number % 50 == 0:
+            time.sleep(0.01)  # about 3 rotations per look of the follower
+    reader.join(timeout=10)
+    finished.set()
+    reader.join()
+    handler.close()
+    assert len(list(tmp_path.glob("fast.log.*"))) > 5  # it did rotate, often
+    assert seen == [f"line {number:05d}" for number in range(total)]

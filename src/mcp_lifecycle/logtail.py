@@ -51,8 +51,12 @@ def follow(
                 time.sleep(interval)  # between the rename and the new file
                 continue
             if current.st_ino != inode or current.st_size < handle.tell():
-                # Rotated or truncated: drain what the old file got since our last read.
+                # Rotated or truncated: drain what the old file got since our last read, then
+                # every file rotated out since (fast writers rotate many times an interval).
                 pending += handle.read()
+                if current.st_ino != inode:
+                    for missed in _rotated_since(path, inode):
+                        pending += _read_whole(missed)
                 *complete, pending = pending.split(b"\n")
                 for line in complete:
                     yield line.decode("utf-8", errors="replace")
@@ -63,3 +67,32 @@ def follow(
             time.sleep(interval)
     finally:
         handle.close()
+
+
+def _rotated_since(path: Path, inode: int) -> list[Path]:
+    """The backups (`<log>.1`, `.2`, ...) newer than the file with `inode`, oldest first.
+
+    Rotation renames `<log>` to `.1`, `.1` to `.2` and so on: the files between ours and `.1`
+    were written and rotated out while we slept. If ours is gone too, every backup is newer.
+    """
+    newer = []
+    index = 1
+    while True:
+        backup = path.with_name(f"{path.name}.{index}")
+        try:
+            found = os.stat(backup).st_ino
+        except OSError:
+            break
+        if found == inode:
+            break
+        newer.append(backup)
+        index += 1
+    return newer[::-1]
+
+
+def _read_whole(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
