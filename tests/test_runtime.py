@@ -78,10 +78,10 @@ def test_signal_during_cleanup_is_ignored(settings: MCPServerSettings) -> None:
     runtime = ServerRuntime(settings, handler, reload_settings=reload_settings)
     original = runtime._write_snapshot
 
-    def write_and_signal(final: bool = False, wait: float = -1) -> None:
+    def write_and_signal(final: bool = False, wait: float = -1, vouch: bool = True) -> None:
         if final:
             os.kill(os.getpid(), signal.SIGTERM)  # lands while cleanup runs
-        original(final, wait)
+        original(final, wait, vouch)
 
     runtime._write_snapshot = write_and_signal  # type: ignore[method-assign]
     runtime.run()  # returns normally: the server stopped on its own after being ready

@@ -42,6 +42,8 @@ class StatusReport:
     reason: str
     cache_root: str
     log_file: str
+    # Seconds since the server's event loop last turned, when it is stale because of that.
+    loop_blocked_seconds: float | None = None
 
     @property
     def running(self) -> bool:
@@ -110,7 +112,11 @@ def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHea
                 # starting, as that snapshot will say a moment later.
                 snapshot.state = "starting"
                 fresh = True
+    blocked = None
+    if state.running and not fresh:
+        blocked = _loop_stall(snapshot, settings.heartbeat_interval)
     report = StatusReport(
+        loop_blocked_seconds=blocked,
         server=settings.server_name,
         condition=state.condition.value,
         pid=state.pid,
@@ -136,6 +142,16 @@ def probe_age(probe: Mapping[str, Any]) -> float | None:
     else:
         age = time.time() - _number(probe.get("checked_epoch"))
     return age if age >= 0 else None
+
+
+def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | None:
+    """How long the server's event loop has not turned, if it is longer than a heartbeat
+    (judged on the monotonic clock of the boot that wrote the snapshot)."""
+    turned = snapshot.loop_turned_monotonic
+    if turned is None or snapshot.boot_id != boot_id():
+        return None
+    stall = time.monotonic() - turned
+    return round(stall, 1) if stall > heartbeat else None
 
 
 def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> bool:

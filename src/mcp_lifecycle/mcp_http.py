@@ -112,8 +112,16 @@ def serve_asgi(app: Any) -> None:
     )
     uvicorn_server = _Server(config)
     runtime.set_graceful_stop(uvicorn_server.request_stop)
+
+    async def serve() -> None:
+        ticker = asyncio.create_task(_tick(runtime, settings.heartbeat_interval))
+        try:
+            await uvicorn_server.serve(sockets=[sock])
+        finally:
+            ticker.cancel()
+
     try:
-        asyncio.run(uvicorn_server.serve(sockets=[sock]))
+        asyncio.run(serve())
     except SystemExit:
         raise ServerFailed(
             "the MCP application failed to start (its lifespan raised); see the log",
@@ -122,6 +130,16 @@ def serve_asgi(app: Any) -> None:
     finally:
         runtime.set_graceful_stop(None)
         sock.close()
+
+
+async def _tick(runtime: ServerRuntime, heartbeat: float) -> None:
+    """Tell the runtime, several times a heartbeat, that the event loop still turns."""
+    import asyncio
+
+    period = min(1.0, heartbeat / 4)
+    while True:
+        runtime.loop_turned()
+        await asyncio.sleep(period)
 
 
 def _add_probe_routes(app: Any, runtime: ServerRuntime) -> None:

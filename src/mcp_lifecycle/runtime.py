@@ -119,6 +119,9 @@ class ServerRuntime:
         self._write_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._identity = current_identity()
+        # When the server's event loop last turned (monotonic), once a handler watches one.
+        self._loop_turned: float | None = None
+        self._stall_reported = False
 
     # -- for start handlers ------------------------------------------------------------------
 
@@ -142,6 +145,16 @@ class ServerRuntime:
         self._send_ready(READY_MESSAGE)
         readiness.sd_notify("READY=1")
         logger.info("server %s is ready (pid %d)", self.settings.server_name, os.getpid())
+
+    def loop_turned(self) -> None:
+        """Called from the server's event loop every turn or so: the heartbeat vouches for the
+        server only while the loop keeps answering."""
+        self._loop_turned = time.monotonic()
+
+    def loop_stall(self) -> float | None:
+        """Seconds since the watched event loop last turned; None when none is watched."""
+        turned = self._loop_turned
+        return None if turned is None else time.monotonic() - turned
 
     def forget_in_child(self) -> None:
         """In a forked child: drop our copies of the lock and the readiness pipe."""
@@ -357,10 +370,28 @@ class ServerRuntime:
         if self._reload_requested:
             self._reload_requested = False
             self._reload()
-        if self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
+        vouch = self._loop_answers()
+        if vouch and self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
             readiness.sd_notify("WATCHDOG=1")
         self._restore_files()
-        self._write_snapshot()
+        self._write_snapshot(vouch=vouch)
+
+    def _loop_answers(self) -> bool:
+        """Whether the server's event loop turned within the last heartbeat. A blocked loop
+        (a sync sleep in an async tool) serves nothing, whatever this thread does: then the
+        snapshot is left to go stale and systemd's watchdog is not fed."""
+        stall = self.loop_stall()
+        answers = stall is None or stall <= self._heartbeat_interval()
+        if not answers and not self._stall_reported:
+            logger.warning(
+                "the event loop has not turned for %.1fs (blocked?); the health snapshot is "
+                "left to go stale until it does",
+                stall,
+            )
+        elif answers and self._stall_reported:
+            logger.info("the event loop turns again")
+        self._stall_reported = not answers
+        return answers
 
     def _register(self) -> None:
         """Tell the registry where this server lives and with which settings, so it can be
@@ -460,8 +491,10 @@ class ServerRuntime:
         logger.info("settings reloaded")
         return None
 
-    def _write_snapshot(self, final: bool = False, wait: float = -1) -> None:
+    def _write_snapshot(self, final: bool = False, wait: float = -1, vouch: bool = True) -> None:
         def mutate(snapshot: RuntimeHealthSnapshot) -> None:
+            # Not vouching keeps our last good timestamp; never an earlier server's.
+            keep_stamp = not vouch and snapshot.pid == self._identity.pid
             snapshot.orchestrator_pid = self._identity.pid
             snapshot.pid = self._identity.pid
             snapshot.process_create_time = self._identity.create_time
@@ -477,7 +510,9 @@ class ServerRuntime:
             snapshot.url = self.settings.url
             if snapshot.probe is not None and snapshot.probe.get("pid") != self._identity.pid:
                 snapshot.probe = None  # a probe of an earlier server says nothing about this one
-            snapshot.touch()
+            snapshot.loop_turned_monotonic = self._loop_turned
+            if not keep_stamp or snapshot.updated_at is None:
+                snapshot.touch()
 
         if not self._write_lock.acquire(timeout=wait):
             logger.warning("the health snapshot is busy; not written")

@@ -59,6 +59,9 @@ class RuntimeHealthSnapshot:
     last_reload_error: str | None = None
     url: str | None = None
     probe: dict[str, Any] | None = None
+    # When the server's event loop last turned (CLOCK_MONOTONIC), for servers whose loop is
+    # watched: a stale snapshot with an old turn means the loop is blocked.
+    loop_turned_monotonic: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +106,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "probe": (dict,),
     "process_create_time": (int, float),
     "updated_monotonic": (int, float),
+    "loop_turned_monotonic": (int, float),
 }
 
 

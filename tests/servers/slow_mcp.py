@@ -29,6 +29,12 @@ def build() -> MCPServer[Any]:
         return f"{text} after {seconds}s"
 
     @server.tool()
+    async def block(seconds: float) -> str:
+        """A mistake authors make: a sync sleep in an async tool blocks the event loop."""
+        time.sleep(seconds)
+        return f"blocked {seconds}s"
+
+    @server.tool()
     def now() -> float:
         """The server's clock."""
         return time.time()

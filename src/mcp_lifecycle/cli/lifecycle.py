@@ -423,7 +423,14 @@ def status_text(report: "StatusReport") -> str:
     lines = [f"{name} is {good('running')} (PID {report.pid}, state {state}, {age_text})."]
     if report.url:
         lines.append(f"  URL: {report.url}")
-    if not report.snapshot_fresh:
+    if report.loop_blocked_seconds is not None:
+        lines.append(
+            warn(
+                f"  Its event loop has not turned for {report.loop_blocked_seconds:.0f}s: "
+                "something blocks it (a sync call in an async tool?); it serves nothing."
+            )
+        )
+    elif not report.snapshot_fresh:
         lines.append(
             warn(
                 f"  The health snapshot is stale (older than {report.ttl_seconds:g}s): "
