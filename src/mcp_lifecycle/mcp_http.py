@@ -93,25 +93,33 @@ def serve_asgi(app: Any) -> None:
                 notify_ready()
 
         def request_stop(self, force: bool) -> None:
-            self.should_exit = True
+            """From the signal handler: drain first (the loop runs in this very thread, so
+            only schedule it), end at once on a repeat signal."""
             if force:
+                self.should_exit = True
                 self.force_exit = True
+                return
+            loop.call_soon_threadsafe(drain.begin, self)
 
     # Bind first, ourselves: a port that is taken is then reported as exactly that, and an
     # application that fails its start-up as that.
     sock = _bind(settings.host, settings.port)
     _add_probe_routes(app, runtime)
+    # Half the stop timeout to let sessions finish, the rest for uvicorn's own shutdown.
+    drain = Drain(app, settings.http_path, budget=settings.stop_timeout_seconds * 0.5)
     config = uvicorn.Config(
-        app,
+        drain,
         host=settings.host,
         port=settings.port,
         log_config=None,
         lifespan="on",
         # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
-        timeout_graceful_shutdown=max(1, int(settings.stop_timeout_seconds * 0.7)),
+        timeout_graceful_shutdown=max(1, int(settings.stop_timeout_seconds * 0.3)),
     )
     uvicorn_server = _Server(config)
     runtime.set_graceful_stop(uvicorn_server.request_stop)
+
+    loop = asyncio.new_event_loop()
 
     async def serve() -> None:
         ticker = asyncio.create_task(_tick(runtime, settings.heartbeat_interval))
@@ -121,7 +129,8 @@ def serve_asgi(app: Any) -> None:
             ticker.cancel()
 
     try:
-        asyncio.run(serve())
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            runner.run(serve())
     except SystemExit:
         raise ServerFailed(
             "the MCP application failed to start (its lifespan raised); see the log",
@@ -130,6 +139,98 @@ def serve_asgi(app: Any) -> None:
     finally:
         runtime.set_graceful_stop(None)
         sock.close()
+
+
+class Drain:
+    """ASGI middleware for a graceful stop that keeps its promise to clients.
+
+    On SIGTERM the server stops taking new clients (a request on a connection it has not seen
+    before gets 503, and /readyz already says not ready), but keeps serving the clients it has:
+    the official client sends a follow-up request right after a tool's answer (it lists tools
+    to check the result), which a server that stopped listening would refuse, losing the
+    answer. A client is known by its connection (protocol 2026-07-28 has no sessions) or, on
+    older revisions, by its `Mcp-Session-Id`. Once no request has been in flight for a
+    moment, or half the stop timeout has passed, uvicorn is told to exit.
+    """
+
+    IDLE_SECONDS = 0.5  # what counts as "the clients went quiet"
+    _REMEMBERED = 4096  # connections remembered at most (the oldest are forgotten)
+
+    def __init__(self, app: Any, mcp_path: str, budget: float) -> None:
+        self.app = app
+        self.mcp_path = mcp_path
+        self.budget = budget
+        self.draining = False
+        self.in_flight = 0
+        self.last_activity = 0.0
+        self._known: dict[Any, None] = {}  # connections seen, in order (a bounded set)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import time
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = tuple(scope.get("client") or ())
+        if self.draining:
+            known = client in self._known or _has_session(scope)
+            if scope.get("path") == self.mcp_path and not known:
+                await _refuse_new_client(send)
+                return
+        else:
+            self._remember(client)
+        # Long-lived GET streams (server-to-client notifications) never end by themselves:
+        # they do not hold the drain open.
+        counted = scope.get("method") != "GET"
+        if counted:
+            self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if counted:
+                self.in_flight -= 1
+            self.last_activity = time.monotonic()
+
+    def _remember(self, client: Any) -> None:
+        self._known.pop(client, None)
+        self._known[client] = None
+        if len(self._known) > self._REMEMBERED:
+            del self._known[next(iter(self._known))]
+
+    def begin(self, server: Any) -> None:
+        import asyncio
+
+        if not self.draining:
+            self.draining = True
+            self._task = asyncio.get_running_loop().create_task(self._wait(server))
+
+    async def _wait(self, server: Any) -> None:
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + self.budget
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self.last_activity >= self.IDLE_SECONDS
+            if self.in_flight == 0 and quiet:
+                break
+            await asyncio.sleep(0.05)
+        server.should_exit = True
+
+
+def _has_session(scope: Any) -> bool:
+    return any(name == b"mcp-session-id" for name, _ in scope.get("headers", ()))
+
+
+async def _refuse_new_client(send: Any) -> None:
+    body = b'{"error": "the server is stopping: it takes no new clients"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _tick(runtime: ServerRuntime, heartbeat: float) -> None:

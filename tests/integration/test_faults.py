@@ -336,11 +336,10 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
     errors: list[BaseException] = []
 
     async def call() -> None:
+        # The plain SDK client, no workaround: after the answer it sends tools/list on the
+        # same session to check the result, which the draining server must still serve.
         async with Client(url) as client:
-            # As clients do, and so the SDK needs no tools/list after the call to check the
-            # result: that request would arrive after the server stopped accepting new work.
-            await client.list_tools()
-            result = await client.call_tool("slow_echo", {"text": "hello", "seconds": 2})
+            result = await client.call_tool("slow_echo", {"text": "hello", "seconds": 3})
             answers.append(result.content[0].text)  # type: ignore[union-attr]
 
     def run_call() -> None:
@@ -349,15 +348,27 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
         except BaseException as exc:
             errors.append(exc)
 
+    async def new_session() -> None:
+        async with Client(url) as client:
+            await client.list_tools()
+
     caller = threading.Thread(target=run_call)
     caller.start()
     assert wait_for(mark.exists, timeout=15)  # the call is in flight
-    stopped = lifecycle.run("stop", "--json", "--timeout", "15")
+    stopping = lifecycle.popen("stop", "--json", "--timeout", "15")
+    assert wait_for(lambda: lifecycle.snapshot()["state"] == "stopping", timeout=5)
+    refused: list[BaseException] = []
+    try:
+        anyio.run(new_session)
+    except BaseException as exc:  # noqa: BLE001 - any refusal will do
+        refused.append(exc)
+    assert refused, "a new session was accepted while the server drained"
+    out, _ = stopping.communicate(timeout=30)
     caller.join(timeout=20)
-    assert not errors
-    assert answers == ["hello after 2.0s"]
-    assert stopped.code == 0
-    assert stopped.json()["forced"] is False
+    assert not errors, errors
+    assert answers == ["hello after 3.0s"]
+    assert stopping.returncode == 0
+    assert json.loads(out)["forced"] is False
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root for a PID namespace")
