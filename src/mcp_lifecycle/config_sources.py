@@ -14,15 +14,25 @@ ENV_PREFIX = "MCP_SERVER_"
 SETTINGS_DIR = Path("settings")
 
 
-def yaml_files_for(server_name: str, settings_dir: Path = SETTINGS_DIR) -> tuple[Path, ...]:
-    """The settings files of a server, highest priority first; none when the working
-    directory they are relative to was deleted."""
-    if not settings_dir.is_absolute():
-        try:
-            os.getcwd()
-        except FileNotFoundError:
-            return ()
-    return (settings_dir / "local.yaml", settings_dir / f"{server_name}.yaml")
+# Shared by every server started in the working directory: keys of other servers only warn.
+SHARED_FILE = SETTINGS_DIR / "local.yaml"
+
+
+def yaml_files_for(server_name: str, config_file: Path | None = None) -> tuple[Path, ...]:
+    """The settings files of a server, highest priority first: the shared `local.yaml`, then
+    the server's own (`config_file`, or `settings/<server>.yaml`). Relative ones are none when
+    the working directory they are relative to was deleted."""
+    own = config_file or SETTINGS_DIR / f"{server_name}.yaml"
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return tuple(path for path in (own,) if path.is_absolute())
+    return (SHARED_FILE, own)
+
+
+def env_prefixes(own: str | None) -> tuple[str, ...]:
+    """The variable prefixes a server reads, highest priority first: its own, then ours."""
+    return (own, ENV_PREFIX) if own and own != ENV_PREFIX else (ENV_PREFIX,)
 
 
 @dataclass(frozen=True)
@@ -90,13 +100,14 @@ class YamlFile:
         return Source("yaml", f"{self.path} line {line}" if line else str(self.path))
 
 
-def env_variable(name: str) -> str | None:
+def env_variable(name: str, prefixes: tuple[str, ...] = (ENV_PREFIX,)) -> str | None:
     """The environment variable that sets `name`, if one does (matched case-insensitively,
-    as pydantic-settings does)."""
-    wanted = f"{ENV_PREFIX}{name}".upper()
-    for key in os.environ:
-        if key.upper() == wanted:
-            return key
+    as pydantic-settings does; the first prefix first)."""
+    for prefix in prefixes:
+        wanted = f"{prefix}{name}".upper()
+        for key in os.environ:
+            if key.upper() == wanted:
+                return key
     return None
 
 
@@ -105,11 +116,12 @@ def source_of(
     flags: dict[str, str],
     yaml_files: tuple[YamlFile, ...],
     code_defaults: dict[str, Any],
+    prefixes: tuple[str, ...] = (ENV_PREFIX,),
 ) -> Source:
     """The highest layer that sets `name`. `flags` maps a field to the flag that set it."""
     if name in flags:
         return Source("flag", flags[name])
-    variable = env_variable(name)
+    variable = env_variable(name, prefixes)
     if variable is not None:
         return Source("env", variable)
     for yaml_file in yaml_files:

@@ -85,10 +85,13 @@ def service_inputs(
     settings_cls: type[MCPServerSettings],
     environ: dict[str, str],
     flags: dict[str, Any],
+    prefixes: tuple[str, ...] = (ENV_PREFIX,),
 ) -> ServiceInputs:
     """Split what is in force now into what a definition may carry in clear and what it must
     carry by reference. Variables the settings class does not declare are left out."""
-    declared = {f"{ENV_PREFIX}{name}".upper(): name for name in settings_cls.model_fields}
+    declared = {
+        f"{prefix}{name}".upper(): name for prefix in prefixes for name in settings_cls.model_fields
+    }
     inputs = ServiceInputs()
     for variable, value in sorted(environ.items()):
         name = declared.get(variable.upper())

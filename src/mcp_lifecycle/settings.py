@@ -7,6 +7,7 @@ Priority: CLI flags (init values) > environment `MCP_SERVER_*` > `settings/local
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -17,21 +18,32 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
-from mcp_lifecycle.config_sources import ENV_PREFIX, Source, YamlFile, source_of, yaml_files_for
+from mcp_lifecycle.config_sources import (
+    ENV_PREFIX,
+    SHARED_FILE,
+    Source,
+    YamlFile,
+    env_prefixes,
+    source_of,
+    yaml_files_for,
+)
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.logs import LOG_LEVELS
 from mcp_lifecycle.paths import server_name_problem
 
-# Which YAML files and code defaults apply to the settings being built right now; a context
-# variable because pydantic-settings builds sources from the class, not the instance.
-_yaml_files: ContextVar[tuple[Path, ...]] = ContextVar("_yaml_files", default=())
+logger = logging.getLogger(__name__)
+
+# Which YAML values, code defaults and variable prefixes apply to the settings being built
+# right now; context variables because pydantic-settings builds sources from the class.
+_yaml_values: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("_yaml_values", default=())
 _code_defaults: ContextVar[dict[str, Any] | None] = ContextVar("_code_defaults", default=None)
+_own_prefix: ContextVar[str | None] = ContextVar("_own_prefix", default=None)
 
 
 _BOUNDS: tuple[tuple[str, Callable[[Any, Any], bool], str], ...] = (
@@ -169,11 +181,14 @@ class MCPServerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The files were read (and checked) once already: their values go in as they are.
         yaml_sources = [
-            YamlConfigSettingsSource(settings_cls, yaml_file=path) for path in _yaml_files.get()
+            InitSettingsSource(settings_cls, init_kwargs=values) for values in _yaml_values.get()
         ]
         code = InitSettingsSource(settings_cls, init_kwargs=dict(_code_defaults.get() or {}))
-        return (init_settings, env_settings, *yaml_sources, code)
+        own = _own_prefix.get()
+        own_env = [EnvSettingsSource(settings_cls, env_prefix=own)] if own else []
+        return (init_settings, *own_env, env_settings, *yaml_sources, code)
 
 
 @dataclass(frozen=True)
@@ -184,9 +199,10 @@ class ResolvedSettings:
     flags: dict[str, str]
     yaml_files: tuple[YamlFile, ...]
     code_defaults: dict[str, Any]
+    prefixes: tuple[str, ...] = (ENV_PREFIX,)
 
     def source(self, name: str) -> Source:
-        return source_of(name, self.flags, self.yaml_files, self.code_defaults)
+        return source_of(name, self.flags, self.yaml_files, self.code_defaults, self.prefixes)
 
 
 def load_settings(
@@ -208,24 +224,60 @@ def resolve_settings(
     overrides: dict[str, Any] | None = None,
     code_defaults: dict[str, Any] | None = None,
     flag_names: dict[str, str] | None = None,
+    *,
+    env_prefix: str | None = None,
+    config_file: Path | None = None,
 ) -> ResolvedSettings:
+    """Flags > `env_prefix` variables > MCP_SERVER_* > settings/local.yaml > the server's own
+    file (`config_file`, or settings/<server>.yaml) > code > defaults."""
     values = {k: v for k, v in (overrides or {}).items() if v is not None}
     flags = {name: (flag_names or {}).get(name, f"--set {name}") for name in values}
     code = dict(code_defaults or {})
-    yaml_files = tuple(YamlFile.read(path) for path in yaml_files_for(server_name))
-    yaml_token = _yaml_files.set(tuple(f.path for f in yaml_files))
-    code_token = _code_defaults.set(code)
+    yaml_files = tuple(
+        _only_ours(YamlFile.read(path), settings_cls, server_name)
+        for path in yaml_files_for(server_name, config_file)
+    )
+    prefixes = env_prefixes(env_prefix)
+    tokens = (
+        _yaml_values.set(tuple(f.values for f in yaml_files)),
+        _code_defaults.set(code),
+        _own_prefix.set(env_prefix if len(prefixes) > 1 else None),
+    )
     try:
         settings = settings_cls(**{**values, "server_name": server_name})
     except ValidationError as exc:
         raise ConfigurationError(
-            _describe(exc, settings_cls, flags, yaml_files, code),
+            _describe(exc, settings_cls, flags, yaml_files, code, prefixes),
             hint="fix the value, or run `config` to see where each setting comes from",
         ) from None
     finally:
-        _yaml_files.reset(yaml_token)
-        _code_defaults.reset(code_token)
-    return ResolvedSettings(settings, flags, yaml_files, code)
+        _yaml_values.reset(tokens[0])
+        _code_defaults.reset(tokens[1])
+        _own_prefix.reset(tokens[2])
+    return ResolvedSettings(settings, flags, yaml_files, code, prefixes)
+
+
+def _only_ours(
+    yaml_file: YamlFile, settings_cls: type[MCPServerSettings], server_name: str
+) -> YamlFile:
+    """The shared settings/local.yaml may hold settings of other servers started in the same
+    folder: here they are ignored, with a warning, instead of breaking this server."""
+    if yaml_file.path != SHARED_FILE:
+        return yaml_file
+    foreign = [key for key in yaml_file.values if key not in settings_cls.model_fields]
+    for key in foreign:
+        close = difflib.get_close_matches(key, list(settings_cls.model_fields), n=1)
+        logger.warning(
+            "%s: %r is not a setting of %s; ignored here (another server's?%s)",
+            yaml_file.source(key),
+            key,
+            server_name,
+            f" or did you mean {close[0]!r}" if close else "",
+        )
+    if not foreign:
+        return yaml_file
+    kept = {k: v for k, v in yaml_file.values.items() if k not in foreign}
+    return YamlFile(yaml_file.path, kept, yaml_file.lines)
 
 
 def _describe(
@@ -234,11 +286,12 @@ def _describe(
     flags: dict[str, str],
     yaml_files: tuple[YamlFile, ...],
     code: dict[str, Any],
+    prefixes: tuple[str, ...],
 ) -> str:
     messages = []
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "settings"
-        where = source_of(name, flags, yaml_files, code)
+        where = source_of(name, flags, yaml_files, code, prefixes)
         if error["type"] == "extra_forbidden":
             close = difflib.get_close_matches(name, list(settings_cls.model_fields), n=1)
             suggestion = f"; did you mean {close[0]!r}?" if close else ""

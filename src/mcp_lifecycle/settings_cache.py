@@ -109,6 +109,7 @@ def key(
     flags: dict[str, Any],
     code_defaults: dict[str, Any],
     yaml_files: tuple[Path, ...],
+    prefixes: tuple[str, ...] = (ENV_PREFIX,),
 ) -> str | None:
     """Every outside input of the resolution, as text; None when one cannot be keyed."""
     files = [_file_digest(path) for path in yaml_files]
@@ -119,7 +120,10 @@ def key(
         "server": server_name,
         "flags": flags,
         "code": code_defaults,
-        "env": sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)),
+        "env": sorted(
+            (k, v) for k, v in os.environ.items() if k.upper().startswith(tuple(prefixes))
+        ),
+        "prefixes": prefixes,
         "placement": [os.environ.get(name) for name in _PLACEMENT_VARIABLES],
         "yaml": files,
     }

@@ -56,11 +56,24 @@ def test_bad_values_exit_5_with_one_line_and_touch_nothing(lifecycle: Lifecycle)
 
 
 def test_unknown_yaml_key_suggests_the_closest(lifecycle: Lifecycle) -> None:
-    (_settings_dir(lifecycle) / "local.yaml").write_text("heartbeat_second: 1\n")
+    (_settings_dir(lifecycle) / "toy.yaml").write_text("heartbeat_second: 1\n")
     result = lifecycle.run("status")
     assert result.code == 5
-    assert "unknown setting 'heartbeat_second' in settings/local.yaml line 1" in result.err
+    assert "unknown setting 'heartbeat_second' in settings/toy.yaml line 1" in result.err
     assert "did you mean 'heartbeat_seconds'?" in result.err
+
+
+def test_the_shared_local_yaml_may_hold_other_servers_settings(lifecycle: Lifecycle) -> None:
+    """settings/local.yaml serves every server started in the folder: a key of another
+    server's only warns here (as would a typo, with the closest name)."""
+    (_settings_dir(lifecycle) / "local.yaml").write_text(
+        "greeting: bonjour\nheartbeat_second: 1\nlog_level: DEBUG\n"
+    )
+    result = lifecycle.run("config", "--json")
+    assert result.code == 0, result
+    assert result.json()["settings"]["log_level"]["value"] == "DEBUG"
+    assert "settings/local.yaml line 1: 'greeting' is not a setting of toy" in result.err
+    assert "did you mean 'heartbeat_seconds'" in result.err
 
 
 def test_broken_yaml_names_file_and_line(lifecycle: Lifecycle) -> None:
@@ -310,3 +323,35 @@ def test_reload_applies_or_says_the_old_settings_stay(lifecycle: Lifecycle, tmp_
         assert lifecycle.snapshot()["last_reload_error"] is None
     finally:
         assert lifecycle.run("stop").code == 0
+
+
+def test_a_server_of_its_own_prefix_and_file(lifecycle: Lifecycle) -> None:
+    """Two servers in one folder: each has its own variables above the shared MCP_SERVER_*
+    ones, and its own settings file."""
+    lifecycle.set_env(
+        TOY_ENV_PREFIX="TOY_SERVER_",
+        MCP_SERVER_PORT="9001",  # what every server in this environment would get
+        TOY_SERVER_PORT="9002",  # this one's own
+        TOY_CONFIG_FILE="conf/own.yaml",
+    )
+    settings = _settings_dir(lifecycle)
+    (settings / "toy.yaml").write_text("log_level: DEBUG\n")  # not this server's file now
+    own = lifecycle.marks / "conf"
+    own.mkdir()
+    (own / "own.yaml").write_text("log_level: ERROR\nhealth_ttl_seconds: 12\n")
+    config = lifecycle.run("config", "--json")
+    assert config.code == 0, config
+    values = config.json()["settings"]
+    assert values["port"]["value"] == 9002
+    assert values["port"]["from"] == "environment variable TOY_SERVER_PORT"
+    assert values["log_level"]["value"] == "ERROR"
+    assert values["log_level"]["from"] == "conf/own.yaml line 1"
+    broken = lifecycle.run("config", TOY_SERVER_PORT="ninety")
+    assert broken.code == 5
+    assert "from environment variable TOY_SERVER_PORT" in broken.err
+    unit = lifecycle.run("service", "systemd")
+    assert unit.code == 0, unit
+    assert '"TOY_SERVER_PORT=9002"' in unit.out
+    # Without its own prefix, the shared variable applies.
+    lifecycle.env.pop("TOY_ENV_PREFIX")
+    assert lifecycle.run("config", "--json").json()["settings"]["port"]["value"] == 9001

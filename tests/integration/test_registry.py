@@ -61,7 +61,9 @@ def test_broken_settings_warn_but_never_strand_a_running_server(
     settings = _unpinned(lifecycle, tmp_path)
     assert lifecycle.run("start").code == 0
     pid = lifecycle.pid()
-    (settings / "local.yaml").write_text("health_ttl_secnds: 5\n")  # a typo after start
+    # A typo after start, in the server's own file (after the cache_root line).
+    with (settings / "toy.yaml").open("a") as handle:
+        handle.write("health_ttl_secnds: 5\n")
     status = lifecycle.run("status")
     assert status.code == 0, status
     assert "Warning: unknown setting 'health_ttl_secnds'" in status.err

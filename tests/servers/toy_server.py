@@ -97,6 +97,8 @@ factory = MCPServerCLIFactory(
     start_handler=run,
     stop_handler=on_stop_file if os.environ.get("TOY_STOP_HANDLER") else None,
     reload_handler=on_reload,
+    env_prefix=os.environ.get("TOY_ENV_PREFIX"),
+    config_file=os.environ.get("TOY_CONFIG_FILE"),
 )
 
 

@@ -46,8 +46,14 @@ class MCPServerCLIFactory:
         *,
         reload_handler: Callable[[MCPServerSettings], None] | None = None,
         server_version: str | None = None,
+        env_prefix: str | None = None,
+        config_file: str | Path | None = None,
     ) -> None:
         self.server_name = server_name
+        # This server's own variables (e.g. MY_SERVER_PORT), above the shared MCP_SERVER_*
+        # ones, and its own settings file in place of settings/<server>.yaml.
+        self.env_prefix = env_prefix.upper() if env_prefix else None
+        self.config_file = Path(config_file).expanduser() if config_file else None
         self._settings_cls: type[MCPServerSettings] | None = None
         self._code_defaults: dict[str, Any] = {}
         if isinstance(settings, str):
@@ -104,7 +110,13 @@ class MCPServerCLIFactory:
         settings_cls = self.settings_cls
         before = self._cache_key(flags)
         resolved = resolve_settings(
-            settings_cls, self.server_name, flags.values, self._code_defaults, flags.flags
+            settings_cls,
+            self.server_name,
+            flags.values,
+            self._code_defaults,
+            flags.flags,
+            env_prefix=self.env_prefix,
+            config_file=self.config_file,
         )
         # Store only what was resolved from the inputs the key names: a file saved during the
         # resolution must not leave old values under its new content.
@@ -136,13 +148,14 @@ class MCPServerCLIFactory:
         runs with another cache root than these settings name, or whose settings files broke
         since it started, is found by its name (a warning says so when settings broke)."""
         from mcp_lifecycle import registry
-        from mcp_lifecycle.config_sources import ENV_PREFIX
+        from mcp_lifecycle.config_sources import env_prefixes, env_variable
         from mcp_lifecycle.paths import ServerPaths
         from mcp_lifecycle.pidfile import lock_is_held
         from mcp_lifecycle.settings_view import SettingsView
 
         flags = flags if flags is not None else invocation_flags()
-        pinned = flags.values.get("cache_root") or os.environ.get(f"{ENV_PREFIX}CACHE_ROOT")
+        variable = env_variable("cache_root", env_prefixes(self.env_prefix))
+        pinned = flags.values.get("cache_root") or (os.environ[variable] if variable else None)
         try:
             settings = self.fast_settings(flags)
         except ConfigurationError as exc:
@@ -168,19 +181,21 @@ class MCPServerCLIFactory:
 
     def _cache_key(self, flags: Overrides) -> str | None:
         from mcp_lifecycle import settings_cache
-        from mcp_lifecycle.config_sources import yaml_files_for
+        from mcp_lifecycle.config_sources import env_prefixes, yaml_files_for
 
         return settings_cache.key(
             self._class_spec,
             self.server_name,
             flags.values,
             {name: repr(value) for name, value in self._code_defaults.items()},
-            yaml_files_for(self.server_name),
+            yaml_files_for(self.server_name, self.config_file),
+            env_prefixes(self.env_prefix),
         )
 
     def load_settings(self, flags: Overrides | dict[str, Any] | None = None) -> MCPServerSettings:
-        """The effective settings: flags > MCP_SERVER_* > settings/local.yaml >
-        settings/<server>.yaml > code > defaults. Inside a command, without `flags`, the
+        """The effective settings: flags > the server's own variables (`env_prefix`) >
+        MCP_SERVER_* > settings/local.yaml > the server's own file (`config_file`, default
+        settings/<server>.yaml) > code > defaults. Inside a command, without `flags`, the
         global flags of this invocation (`--port`, `--set`, ...) are the flags."""
         if isinstance(flags, dict):
             flags = Overrides(dict(flags), {name: f"--set {name}" for name in flags})

@@ -49,7 +49,7 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
         from mcp_lifecycle.files import ensure_cache_root
         from mcp_lifecycle.service_files import systemd_unit, write_secrets
 
-        settings, inputs = _inputs(ctx)
+        settings, inputs = _inputs(factory, ctx)
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
         cache_root = ensure_cache_root(settings.resolved_cache_root)
         uid = os.getuid()
@@ -111,7 +111,7 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
 
         from mcp_lifecycle.service_files import kubernetes_manifests, secret_name
 
-        settings, inputs = _inputs(ctx)
+        settings, inputs = _inputs(factory, ctx)
         argv = shlex.split(command) if command else [_console_script()]
         resources = {
             "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -129,22 +129,28 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
             )
         typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
 
-    def _inputs(ctx: typer.Context) -> "tuple[MCPServerSettings, ServiceInputs]":
-        import os
-
-        from mcp_lifecycle.service_files import service_inputs
-
-        flags = overrides(ctx)
-        settings = factory.resolve_settings(flags).settings
-        if settings.transport == "stdio":
-            raise ConfigurationError(
-                f"{settings.server_name} speaks MCP over stdio: no service manager can run it "
-                "(stdin would be /dev/null)",
-                hint="let its MCP client start it with `start --foreground`",
-            )
-        return settings, service_inputs(type(settings), dict(os.environ), flags.values)
-
     app.add_typer(service, name="service")
+
+
+def _inputs(
+    factory: "MCPServerCLIFactory", ctx: typer.Context
+) -> "tuple[MCPServerSettings, ServiceInputs]":
+    import os
+
+    from mcp_lifecycle.service_files import service_inputs
+
+    flags = overrides(ctx)
+    settings = factory.resolve_settings(flags).settings
+    if settings.transport == "stdio":
+        raise ConfigurationError(
+            f"{settings.server_name} speaks MCP over stdio: no service manager can run it "
+            "(stdin would be /dev/null)",
+            hint="let its MCP client start it with `start --foreground`",
+        )
+    from mcp_lifecycle.config_sources import env_prefixes
+
+    prefixes = env_prefixes(factory.env_prefix)
+    return settings, service_inputs(type(settings), dict(os.environ), flags.values, prefixes)
 
 
 def _own_command() -> list[str]:
