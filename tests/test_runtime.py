@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_lifecycle import MCPServerSettings, notify_ready
-from mcp_lifecycle.errors import AlreadyRunning, LifecycleError, ServerFailed
+from mcp_lifecycle.errors import AlreadyRunning, LifecycleError
 from mcp_lifecycle.pidfile import ServerLock
 from mcp_lifecycle.runtime import ServerRuntime, ShutdownRequested, current_runtime
 from mcp_lifecycle.settings import load_settings
@@ -111,7 +111,7 @@ def test_failure_before_the_heartbeat_starts(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runtime_module, "write_pid_file", no_space)
-    with pytest.raises(ServerFailed, match="No space left"):
+    with pytest.raises(LifecycleError, match=r"No space left on device: .*inproc\.pid"):
         ServerRuntime(settings, lambda: None).run()
     lock = ServerLock(settings.resolved_cache_root / "inproc.lock")
     assert lock.acquire(wait_seconds=0), "the lock is released after a failed start"

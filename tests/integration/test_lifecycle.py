@@ -284,7 +284,10 @@ def test_sighup_reloads_settings_and_records_it(lifecycle: Lifecycle) -> None:
     os.kill(pid, signal.SIGHUP)
     assert wait_for(lambda: "reload failed" in lifecycle.log_file.read_text())
     assert not gone(pid)
-    assert lifecycle.run("status").code == 5, "the CLI reads the same bad file"
+    # The CLI reads the same bad file, but a running server is never stranded by it.
+    status = lifecycle.run("status")
+    assert status.code == 0, status
+    assert "Warning: invalid setting stale_pid_action='sometimes'" in status.err
     (settings / "toy.yaml").write_text("log_level: INFO\n")
     assert lifecycle.run("status").code == 0
     assert lifecycle.run("stop").code == 0
