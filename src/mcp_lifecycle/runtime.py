@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -180,9 +179,6 @@ class ServerRuntime:
         _current = self
         readiness.set_ready_callback(self.mark_ready)
         signals = SignalHandler(self._on_shutdown_signal, self._on_reload_signal).install()
-        if os.getpid() == 1:
-            # PID 1 in a container inherits every orphan: wake the heartbeat to reap them.
-            previous_sigchld = signal.signal(signal.SIGCHLD, lambda *_: self._wake.set())
         failure: BaseException | None = None
         try:
             try:
@@ -206,8 +202,6 @@ class ServerRuntime:
             failure = exc
         finally:
             self._cleanup(signals, failure)
-            if os.getpid() == 1:
-                signal.signal(signal.SIGCHLD, previous_sigchld)
         if failure is not None:
             if isinstance(failure, LifecycleError):
                 raise failure
@@ -365,8 +359,6 @@ class ServerRuntime:
                 logger.exception("heartbeat failed; retrying")
 
     def _beat(self) -> None:
-        if os.getpid() == 1:
-            _reap_orphans()
         if self._reload_requested:
             self._reload_requested = False
             self._reload()
@@ -560,20 +552,6 @@ def run_unmanaged(start_handler: Callable[[], None]) -> None:
             raise
         except (Exception, SystemExit) as exc:
             raise ServerFailed(f"the server failed: {_describe(exc)}") from exc
-
-
-def _reap_orphans() -> None:
-    """As PID 1 (a container without an init), reap the zombies orphans leave behind.
-
-    A Popen whose child is reaped here still ends cleanly: Python treats ECHILD as exit 0.
-    """
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _describe(exc: BaseException) -> str:

@@ -405,6 +405,46 @@ def test_foreground_as_pid_1_reaps_zombies_and_stops_on_sigterm(lifecycle: Lifec
             proc.wait()
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root for a PID namespace")
+def test_as_pid_1_the_servers_tools_keep_their_exit_codes(lifecycle: Lifecycle) -> None:
+    """PID 1 splits into an init (reaps orphans, forwards signals) and the server, so the
+    reaping never takes the exit status a tool's subprocess.run waits for."""
+    lifecycle.set_env(MCP_SERVER_HEARTBEAT_SECONDS="0.2", TOY_MODE="exit_codes", TOY_CALLS="40")
+    codes = lifecycle.marks / "exit_codes.txt"
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", *lifecycle.command("start", "--foreground")],
+        env=lifecycle.env,
+        cwd=lifecycle.marks,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for(lambda: _namespace_init(proc.pid) is not None, timeout=15)
+        init = _namespace_init(proc.pid)
+        assert init is not None
+        assert wait_for(lambda: bool(psutil.Process(init).children()), timeout=15)
+        server = psutil.Process(init).children()[0]
+        assert "--foreground" in server.cmdline()  # the server is the init's child
+        deadline = time.monotonic() + 60
+        while not codes.exists() and time.monotonic() < deadline:  # orphans all the while
+            subprocess.run(
+                ["nsenter", "-t", str(init), "-p", "-m", "sh", "-c", "(true &) ; true"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        assert codes.read_text().split() == ["3"] * 40
+        assert wait_for(lambda: _zombie_children(init) == 0, timeout=20)
+        os.kill(init, signal.SIGTERM)  # forwarded: the server drains and exits 0
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+        assert not server.is_running()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _namespace_init(unshare_pid: int) -> int | None:
     try:
         children = psutil.Process(unshare_pid).children()

@@ -73,6 +73,17 @@ def run() -> None:
         time.sleep(0.5)
     if MODE == "hang_on_stop":
         current_runtime().set_graceful_stop(lambda force: None)
+    if MODE == "exit_codes":
+        # A tool that waits for its own subprocesses: it must get their real exit codes.
+        def run_tools() -> None:
+            calls = int(os.environ.get("TOY_CALLS", "40"))
+            codes = [
+                subprocess.run(["sh", "-c", "sleep 0.02; exit 3"], check=False).returncode
+                for _ in range(calls)
+            ]
+            (MARKS / "exit_codes.txt").write_text(" ".join(map(str, codes)))
+
+        threading.Thread(target=run_tools, daemon=True).start()
     if MODE == "slow_ready":
         time.sleep(float(os.environ.get("TOY_READY_DELAY", "0.5")))
     notify_ready()

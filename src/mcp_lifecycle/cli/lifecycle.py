@@ -155,6 +155,9 @@ class LifecycleCommands:
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
+        from mcp_lifecycle.pid1 import split_if_pid_1
+
+        split_if_pid_1()  # in a container: an init in front, the server in a child
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
         # not for the server's own children.
