@@ -77,6 +77,9 @@ class ControlSocket:
     @staticmethod
     def _answer(sock: socket.socket) -> None:
         # Checkers only need the connection (and its peer credentials): accept and close.
+        from mcp_lifecycle.signals import keep_signals_for_the_main_thread
+
+        keep_signals_for_the_main_thread()
         while True:
             try:
                 conn, _ = sock.accept()

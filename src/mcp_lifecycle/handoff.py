@@ -11,6 +11,8 @@ LOG_ENV = "MCP_LIFECYCLE_LOG"
 OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
 READY_MESSAGE = "READY"
 FAILED_PREFIX = "FAILED"
+# How the server records, for `reload`, that its settings were applied but its hook raised.
+HOOK_FAILED = "the new settings are applied, but the server's reload hook failed"
 
 
 def failure_line(code: int, message: str, hint: str | None = None) -> str:

@@ -107,7 +107,8 @@ def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHea
             fresh = is_snapshot_fresh(snapshot, settings.health_ttl_seconds)
         else:
             snapshot = RuntimeHealthSnapshot()  # an earlier server's snapshot says nothing now
-            if _just_started(state.identity, settings.startup_timeout_seconds):
+            starting = state.pid_file_pid != state.pid  # it writes its PID file after that
+            if starting and _just_started(state.identity, settings.startup_timeout_seconds):
                 # It holds its lock but has not written its first snapshot yet: it is
                 # starting, as that snapshot will say a moment later.
                 snapshot.state = "starting"
@@ -147,10 +148,13 @@ def probe_age(probe: Mapping[str, Any]) -> float | None:
 def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | None:
     """How long the server's event loop has not turned, if it is longer than a heartbeat
     (judged on the monotonic clock of the boot that wrote the snapshot)."""
-    turned = snapshot.loop_turned_monotonic
-    if turned is None or snapshot.boot_id != boot_id():
+    turned, beat = snapshot.loop_turned_monotonic, snapshot.heartbeat_monotonic
+    if turned is None or beat is None or snapshot.boot_id != boot_id():
         return None
-    stall = time.monotonic() - turned
+    now = time.monotonic()
+    if now - beat > 2 * heartbeat:
+        return None  # the heartbeat itself is late: a frozen process, not (only) its loop
+    stall = now - turned
     return round(stall, 1) if stall > heartbeat else None
 
 

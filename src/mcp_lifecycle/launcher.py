@@ -36,7 +36,13 @@ from mcp_lifecycle.files import (
     read_no_follow,
     refuse_symlink,
 )
-from mcp_lifecycle.handoff import FAILED_PREFIX, LOG_ENV, READY_FD_ENV, READY_MESSAGE
+from mcp_lifecycle.handoff import (
+    FAILED_PREFIX,
+    HOOK_FAILED,
+    LOG_ENV,
+    READY_FD_ENV,
+    READY_MESSAGE,
+)
 from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
 from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
 from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
@@ -366,7 +372,8 @@ def reload_server(paths: ServerPaths, timeout: float) -> ReloadResult:
     state = _require_running(paths, remove_stale=False)
     assert state.pid is not None
     began = time.monotonic()
-    before = load_runtime_health(paths.snapshot).reload_attempts
+    earlier = load_runtime_health(paths.snapshot)
+    before = earlier.reload_attempts if earlier.pid == state.pid else 0
     target = _Verified(state.pid, state.identity)
     try:
         target.send(signal.SIGHUP)
@@ -384,6 +391,11 @@ def reload_server(paths: ServerPaths, timeout: float) -> ReloadResult:
                 hint="see `logs`; a busy server may need a longer --timeout",
             )
         time.sleep(0.02)
+    if snapshot.last_reload_error and snapshot.last_reload_error.startswith(HOOK_FAILED):
+        raise LifecycleError(
+            f"{paths.server_name}: {snapshot.last_reload_error}",
+            hint="see `logs` for the hook's traceback",
+        )
     if snapshot.last_reload_error:
         raise ConfigurationError(
             f"the new configuration is invalid, so {paths.server_name} keeps its previous "

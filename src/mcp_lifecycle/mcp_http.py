@@ -99,14 +99,18 @@ def serve_asgi(app: Any) -> None:
                 self.should_exit = True
                 self.force_exit = True
                 return
-            loop.call_soon_threadsafe(drain.begin, self)
+            try:
+                loop.call_soon_threadsafe(drain.begin, self)
+            except RuntimeError:  # the loop has already ended: nothing left to drain
+                self.should_exit = True
 
     # Bind first, ourselves: a port that is taken is then reported as exactly that, and an
     # application that fails its start-up as that.
     sock = _bind(settings.host, settings.port)
     _add_probe_routes(app, runtime)
-    # Half the stop timeout to let sessions finish, the rest for uvicorn's own shutdown.
-    drain = Drain(app, settings.http_path, budget=settings.stop_timeout_seconds * 0.5)
+    # Half the stop timeout (as it is when the stop comes) to let clients finish, a third
+    # for uvicorn's own shutdown, the rest to spare.
+    drain = Drain(app, settings.http_path, budget=lambda: runtime.settings.stop_timeout_seconds / 2)
     config = uvicorn.Config(
         drain,
         host=settings.host,
@@ -114,15 +118,14 @@ def serve_asgi(app: Any) -> None:
         log_config=None,
         lifespan="on",
         # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
-        timeout_graceful_shutdown=max(1, int(settings.stop_timeout_seconds * 0.3)),
+        timeout_graceful_shutdown=settings.stop_timeout_seconds / 3,
     )
     uvicorn_server = _Server(config)
+    loop = asyncio.new_event_loop()
     runtime.set_graceful_stop(uvicorn_server.request_stop)
 
-    loop = asyncio.new_event_loop()
-
     async def serve() -> None:
-        ticker = asyncio.create_task(_tick(runtime, settings.heartbeat_interval))
+        ticker = asyncio.create_task(_tick(runtime))
         try:
             await uvicorn_server.serve(sockets=[sock])
         finally:
@@ -156,7 +159,7 @@ class Drain:
     IDLE_SECONDS = 0.5  # what counts as "the clients went quiet"
     _REMEMBERED = 4096  # connections remembered at most (the oldest are forgotten)
 
-    def __init__(self, app: Any, mcp_path: str, budget: float) -> None:
+    def __init__(self, app: Any, mcp_path: str, budget: Callable[[], float]) -> None:
         self.app = app
         self.mcp_path = mcp_path
         self.budget = budget
@@ -208,7 +211,7 @@ class Drain:
         import asyncio
         import time
 
-        deadline = time.monotonic() + self.budget
+        deadline = time.monotonic() + self.budget()
         while time.monotonic() < deadline:
             quiet = time.monotonic() - self.last_activity >= self.IDLE_SECONDS
             if self.in_flight == 0 and quiet:
@@ -233,14 +236,14 @@ async def _refuse_new_client(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _tick(runtime: ServerRuntime, heartbeat: float) -> None:
-    """Tell the runtime, several times a heartbeat, that the event loop still turns."""
+async def _tick(runtime: ServerRuntime) -> None:
+    """Tell the runtime, several times a heartbeat, that the event loop still turns (the
+    heartbeat may quicken: systemd's watchdog, a reload)."""
     import asyncio
 
-    period = min(1.0, heartbeat / 4)
     while True:
         runtime.loop_turned()
-        await asyncio.sleep(period)
+        await asyncio.sleep(min(1.0, runtime.heartbeat_interval() / 4))
 
 
 def _add_probe_routes(app: Any, runtime: ServerRuntime) -> None:

@@ -27,13 +27,13 @@ from mcp_lifecycle.errors import (
 )
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files import ensure_cache_root, open_folder, same_folder, through_fd
-from mcp_lifecycle.handoff import READY_MESSAGE, failure_line, send_line
+from mcp_lifecycle.handoff import HOOK_FAILED, READY_MESSAGE, failure_line, send_line
 from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.paths import ServerPaths
 from mcp_lifecycle.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
 from mcp_lifecycle.settings_cache import lifecycle_values
-from mcp_lifecycle.signals import SignalHandler
+from mcp_lifecycle.signals import SignalHandler, keep_signals_for_the_main_thread
 from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
 
 if TYPE_CHECKING:
@@ -181,12 +181,14 @@ class ServerRuntime:
         signals = SignalHandler(self._on_shutdown_signal, self._on_reload_signal).install()
         failure: BaseException | None = None
         try:
+            # The snapshot first: until the PID file names this process, a reader that finds
+            # no snapshot of it knows it is starting, not stale.
+            self._write_snapshot()
             try:
                 write_pid_file(self._files.pid)
             except OSError as exc:
                 raise os_error(exc, self.paths.pid) from exc
             self._register()
-            self._write_snapshot()
             self._heartbeat = threading.Thread(
                 target=self._heartbeat_loop, name="mcp-lifecycle-heartbeat", daemon=True
             )
@@ -338,7 +340,7 @@ class ServerRuntime:
 
     # -- heartbeat thread --------------------------------------------------------------------
 
-    def _heartbeat_interval(self) -> float:
+    def heartbeat_interval(self) -> float:
         interval = self.settings.heartbeat_interval
         watchdog = os.environ.get("WATCHDOG_USEC", "")
         if watchdog.isdigit() and int(watchdog) > 0:
@@ -347,8 +349,9 @@ class ServerRuntime:
         return interval
 
     def _heartbeat_loop(self) -> None:
+        keep_signals_for_the_main_thread()
         while not self._stop_heartbeat.is_set():
-            self._wake.wait(timeout=self._heartbeat_interval())
+            self._wake.wait(timeout=self.heartbeat_interval())
             self._wake.clear()
             if self._stop_heartbeat.is_set():
                 return
@@ -368,12 +371,16 @@ class ServerRuntime:
         self._restore_files()
         self._write_snapshot(vouch=vouch)
 
+    def _loop_ok(self) -> bool:
+        stall = self.loop_stall()
+        return stall is None or stall <= self.heartbeat_interval()
+
     def _loop_answers(self) -> bool:
         """Whether the server's event loop turned within the last heartbeat. A blocked loop
         (a sync sleep in an async tool) serves nothing, whatever this thread does: then the
         snapshot is left to go stale and systemd's watchdog is not fed."""
         stall = self.loop_stall()
-        answers = stall is None or stall <= self._heartbeat_interval()
+        answers = self._loop_ok()
         if not answers and not self._stall_reported:
             logger.warning(
                 "the event loop has not turned for %.1fs (blocked?); the health snapshot is "
@@ -443,18 +450,29 @@ class ServerRuntime:
         self._open_folder()
 
     def _reload(self) -> None:
-        readiness.sd_notify("RELOADING=1")
+        # systemd hears of reloads only once the server was ready (READY=1 would be a lie
+        # while it starts or stops).
+        ready = self._state == "ready"
+        if ready:
+            readiness.sd_notify("RELOADING=1")
         try:
             self._last_reload_error = self._apply_reload()
+        except Exception as exc:  # anything a settings class or hook raises
+            logger.exception("reload failed")
+            self._last_reload_error = f"{type(exc).__name__}: {exc}"
         finally:
-            # Whatever happened, systemd must hear that the reload is over.
+            # Whatever happened, the attempt is recorded at once (`reload` waits for it), and
+            # systemd hears the reload is over (READY=1 only once the server was ready).
             self._reload_attempts += 1
-            readiness.sd_notify("READY=1")
+            self._write_snapshot(vouch=self._loop_ok())
+            if ready:
+                readiness.sd_notify("READY=1")
 
     def _apply_reload(self) -> str | None:
-        """Read the settings again and take them up; the error if they are invalid (the old
-        settings then stay)."""
+        """Read the settings again and take them up; the problem, if any: invalid settings
+        (the old ones then stay) or a reload hook that failed (the new ones are applied)."""
         if self._reload_settings is None:
+            self._last_reload_at = utc_now_iso()
             return None
         try:
             new = self._reload_settings()
@@ -473,14 +491,15 @@ class ServerRuntime:
             new = new.model_copy(update={name: getattr(self.settings, name) for name in changed})
         set_level(new.log_level)
         self.settings = new
-        if self._reload_handler is not None:
-            try:
-                self._reload_handler(new)
-            except Exception:
-                logger.exception("the server's reload hook failed")
         self._last_reload_at = utc_now_iso()
         self._register()
         logger.info("settings reloaded")
+        if self._reload_handler is not None:
+            try:
+                self._reload_handler(new)
+            except Exception as exc:
+                logger.exception("the server's reload hook failed")
+                return f"{HOOK_FAILED}: {type(exc).__name__}: {exc}"
         return None
 
     def _write_snapshot(self, final: bool = False, wait: float = -1, vouch: bool = True) -> None:
@@ -503,6 +522,8 @@ class ServerRuntime:
             if snapshot.probe is not None and snapshot.probe.get("pid") != self._identity.pid:
                 snapshot.probe = None  # a probe of an earlier server says nothing about this one
             snapshot.loop_turned_monotonic = self._loop_turned
+            # The heartbeat's own time, vouching or not: a blocked loop, not a frozen process.
+            snapshot.heartbeat_monotonic = time.monotonic()
             if not keep_stamp or snapshot.updated_at is None:
                 snapshot.touch()
 

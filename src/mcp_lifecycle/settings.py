@@ -36,6 +36,7 @@ from mcp_lifecycle.config_sources import (
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.logs import LOG_LEVELS
 from mcp_lifecycle.paths import server_name_problem
+from mcp_lifecycle.settings_view import default_cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,6 @@ _BOUNDS: tuple[tuple[str, Callable[[Any, Any], bool], str], ...] = (
     ("le", lambda value, limit: value <= limit, "less than or equal to"),
     ("lt", lambda value, limit: value < limit, "less than"),
 )
-
-
-def default_cache_root(server_name: str) -> Path:
-    from platformdirs import user_state_path
-
-    return user_state_path("mcp-lifecycle") / server_name
 
 
 class MCPServerSettings(BaseSettings):

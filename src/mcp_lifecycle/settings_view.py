@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+def default_cache_root(server_name: str) -> Path:
+    """Where a server lives unless its settings say otherwise: the user's state folder."""
+    from platformdirs import user_state_path
+
+    return user_state_path("mcp-lifecycle") / server_name
+
+
 class LifecycleSettings(Protocol):
     @property
     def server_name(self) -> str: ...

@@ -11,6 +11,14 @@ from typing import Any
 _Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
+def keep_signals_for_the_main_thread() -> None:
+    """Called first in our own threads: the kernel then delivers SIGTERM, SIGINT and SIGHUP to
+    the main thread, the one that runs Python's handlers. Delivered to a helper thread (as
+    after a stopped process is continued), they would wait until the main thread next runs
+    Python code, which a server blocked in a wait may never do."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+
+
 class SignalHandler:
     """Route process signals to callbacks; `install()` must run in the main thread.
 
@@ -44,6 +52,9 @@ class SignalHandler:
         if self.on_reload is not None:
             reload = functools.partial(self._reload, self.on_reload)
             self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
+        # A process started with these blocked (the server behind a PID 1 init, so that a
+        # signal in its first instants waits instead of killing it) takes them from now on.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, list(self._previous))
         return self
 
     def restore(self) -> None:

@@ -62,6 +62,7 @@ class RuntimeHealthSnapshot:
     # When the server's event loop last turned (CLOCK_MONOTONIC), for servers whose loop is
     # watched: a stale snapshot with an old turn means the loop is blocked.
     loop_turned_monotonic: float | None = None
+    heartbeat_monotonic: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +108,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "process_create_time": (int, float),
     "updated_monotonic": (int, float),
     "loop_turned_monotonic": (int, float),
+    "heartbeat_monotonic": (int, float),
 }
 
 

@@ -396,6 +396,9 @@ def test_foreground_as_pid_1_reaps_zombies_and_stops_on_sigterm(lifecycle: Lifec
         assert wait_for(lambda: _zombie_children(server) == 0, timeout=20), (
             f"{_zombie_children(server)} zombies left"
         )
+        # The server is the init's child; stopped (as by Ctrl-Z), it must still end on SIGTERM.
+        child = psutil.Process(server).children()[0]
+        child.suspend()
         os.kill(server, signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err[-2000:]

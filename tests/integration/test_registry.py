@@ -116,3 +116,23 @@ def test_a_deleted_working_directory_breaks_nothing(lifecycle: Lifecycle, tmp_pa
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_project_never_acts_on_another_projects_server(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    """Two projects, one server name, each cache root in its own settings file: `stop` in one
+    must not stop the other's server just because nothing runs in its own cache root."""
+    _unpinned(lifecycle, tmp_path)  # project B: lifecycle.marks, its server started below
+    project_a = tmp_path / "project-a"
+    (project_a / "settings").mkdir(parents=True)
+    (project_a / "settings" / "toy.yaml").write_text(f"cache_root: {tmp_path / 'cache-a'}\n")
+    assert lifecycle.run("start").code == 0
+    pid = lifecycle.pid()
+    try:
+        assert lifecycle.run("status", cwd=project_a).code == 2
+        assert lifecycle.run("stop", cwd=project_a).code == 2
+        assert not gone(pid)
+        assert lifecycle.run("status").code == 0
+    finally:
+        assert lifecycle.run("stop").code == 0

@@ -29,10 +29,15 @@ def build() -> MCPServer[Any]:
         return f"{text} after {seconds}s"
 
     @server.tool()
-    async def block(seconds: float) -> str:
-        """A mistake authors make: a sync sleep in an async tool blocks the event loop."""
-        time.sleep(seconds)
-        return f"blocked {seconds}s"
+    async def block(seconds: float, until: str = "") -> str:
+        """A mistake authors make: a sync sleep in an async tool blocks the event loop (here
+        for `seconds`, or until the file `until` exists)."""
+        from pathlib import Path
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (until and Path(until).exists()):
+            time.sleep(0.05)
+        return "unblocked"
 
     @server.tool()
     def now() -> float:

@@ -151,7 +151,7 @@ class MCPServerCLIFactory:
         from mcp_lifecycle.config_sources import env_prefixes, env_variable
         from mcp_lifecycle.paths import ServerPaths
         from mcp_lifecycle.pidfile import lock_is_held
-        from mcp_lifecycle.settings_view import SettingsView
+        from mcp_lifecycle.settings_view import SettingsView, default_cache_root
 
         flags = flags if flags is not None else invocation_flags()
         variable = env_variable("cache_root", env_prefixes(self.env_prefix))
@@ -169,7 +169,9 @@ class MCPServerCLIFactory:
                 err=True,
             )
             return SettingsView(found.settings)
-        if pinned:
+        # Only a server on the default cache root may be looked for elsewhere: one whose
+        # settings name a cache root (any layer) means that one, even when nothing runs there.
+        if pinned or settings.resolved_cache_root != default_cache_root(self.server_name):
             return settings
         try:
             if lock_is_held(ServerPaths.for_settings(settings).lock):
@@ -177,7 +179,14 @@ class MCPServerCLIFactory:
         except LifecycleError:
             return settings  # the command itself will say what is wrong there
         found = registry.find_running(self.server_name)
-        return SettingsView(found.settings) if found is not None else settings
+        if found is None:
+            return settings
+        typer.echo(
+            f"Note: {self.server_name} runs with the cache root {found.cache_root} "
+            "(found by its name); acting on it.",
+            err=True,
+        )
+        return SettingsView(found.settings)
 
     def _cache_key(self, flags: Overrides) -> str | None:
         from mcp_lifecycle import settings_cache

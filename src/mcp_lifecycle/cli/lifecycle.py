@@ -157,7 +157,10 @@ class LifecycleCommands:
         from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
         from mcp_lifecycle.pid1 import split_if_pid_1
 
-        split_if_pid_1()  # in a container: an init in front, the server in a child
+        if os.getpid() == 1:  # in a container: an init in front, the server in a child
+            from mcp_lifecycle.launcher import python_command
+
+            split_if_pid_1(python_command(sys.argv[0], sys.argv[1:]))
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
         # not for the server's own children.
