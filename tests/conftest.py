@@ -132,6 +132,13 @@ class Lifecycle:
     def pid_in(self, cache_root: Path) -> int:
         return int((cache_root / f"{self.name}.pid").read_text())
 
+    def client(self, url: str) -> Any:
+        """The official MCP client, connected with the server's token, as its owner's."""
+        from mcp_lifecycle.access import read_token
+        from mcp_lifecycle.mcp_probe import connect
+
+        return connect(url, read_token(self.cache_root / f"{self.name}.token"))
+
     def snapshot(self) -> dict[str, Any]:
         return dict(json.loads(self.snapshot_file.read_text()))
 

@@ -70,6 +70,7 @@ def diagnose(load: Callable[[], MCPServerSettings]) -> list[Finding]:
         findings.append(_name(paths))
     if settings.port is not None:
         findings.append(_port(settings, state))
+        findings.append(_access(settings))
     findings.append(_log_file(paths.log, "server log"))
     if settings.log_file is not None:
         findings.append(_log_file(settings.log_file, "log_file"))
@@ -135,6 +136,27 @@ def _name(paths: ServerPaths) -> Finding:
         "start, but a server started now runs without the name, so deleting its cache root "
         "while it runs would let a second one start",
         f"find out why PID {claim.holder.pid} holds it (`ps -o user,cmd -p {claim.holder.pid}`)",
+    )
+
+
+def _access(settings: MCPServerSettings) -> Finding:
+    from mcp_lifecycle.access import is_loopback
+
+    if settings.auth == "token":
+        return Finding("access", OK, "HTTP clients need the server's token (`client-config`)")
+    if is_loopback(settings.host):
+        return Finding(
+            "access",
+            WARN,
+            f"auth is off: every local user can use the server on {settings.host}",
+            "set `auth: token` unless a gateway authenticates for it",
+        )
+    return Finding(
+        "access",
+        WARN,
+        f"auth is off and the server listens on {settings.host}, beyond loopback: anyone who "
+        "can reach it can use its tools",
+        "set `auth: token`, or fence it (a gateway that authenticates, a NetworkPolicy)",
     )
 
 

@@ -158,6 +158,15 @@ def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | No
     return round(stall, 1) if stall > heartbeat else None
 
 
+def _token_of(paths: ServerPaths) -> str | None:
+    from mcp_lifecycle.access import read_token
+
+    try:
+        return read_token(paths.token)
+    except (OSError, LifecycleError):
+        return None
+
+
 def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> bool:
     return identity is not None and 0 <= time.time() - identity.create_time <= startup_timeout
 
@@ -202,8 +211,9 @@ def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> He
         if responder is not None:
             report.checks.append(responder)
         if responder is None or responder.ok:
+            token = _token_of(ServerPaths.for_settings(settings))
             report.checks.append(
-                _timed("mcp", lambda: probe_mcp(url, settings.probe_timeout_seconds))
+                _timed("mcp", lambda: probe_mcp(url, settings.probe_timeout_seconds, token))
             )
     for name, probe in probes.items():
         report.checks.append(_timed(name, lambda probe=probe: _run_probe(probe)))  # type: ignore[misc]

@@ -10,7 +10,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from mcp_lifecycle.access import allowed_hosts, allowed_origins
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
+from mcp_lifecycle.service_files import HEALTHZ, READYZ
 
 if TYPE_CHECKING:
     import socket
@@ -108,6 +110,14 @@ def serve_asgi(app: Any) -> None:
     # application that fails its start-up as that.
     sock = _bind(settings.host, settings.port)
     _add_probe_routes(app, runtime)
+    hosts = allowed_hosts(settings.host, settings.port, settings.allowed_hosts)
+    app = Guard(
+        app,
+        open_paths=(HEALTHZ, READYZ),
+        token=lambda: runtime.token,
+        hosts=hosts,
+        origins=allowed_origins(hosts),
+    )
     # Half the stop timeout (as it is when the stop comes) to let clients finish, a third
     # for uvicorn's own shutdown, the rest to spare.
     drain = Drain(app, settings.http_path, budget=lambda: runtime.settings.stop_timeout_seconds / 2)
@@ -142,6 +152,71 @@ def serve_asgi(app: Any) -> None:
     finally:
         runtime.set_graceful_stop(None)
         sock.close()
+
+
+class Guard:
+    """ASGI middleware: only the owner's clients, and no web page, may use the server.
+
+    A `Host` the server does not serve gets 421 and a foreign `Origin` 403, as the official
+    SDK answers (DNS rebinding: a page that points its own name at 127.0.0.1 must not reach
+    a local server); every MCP request must carry the server's bearer token in an
+    `Authorization` header (401 with `WWW-Authenticate: Bearer` otherwise; a token in the
+    query string does not count). /healthz and /readyz stay open: probes need them, and they
+    reveal only a state. One middleware for every handler (SDK, FastMCP, the stdio bridge):
+    the SDK's own `token_verifier` needs an OAuth authorization server to point at.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        open_paths: tuple[str, ...],
+        token: Callable[[], str | None],
+        hosts: set[str] | None,
+        origins: set[str],
+    ) -> None:
+        self.app = app
+        self.open_paths = open_paths
+        self.token = token
+        self.hosts = {host.lower().encode() for host in hosts} if hosts is not None else None
+        self.origins = {origin.lower().encode() for origin in origins}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        host = headers.get(b"host", b"").lower()
+        if self.hosts is not None and host not in self.hosts:
+            await _answer(send, 421, "this server does not serve that host name")
+            return
+        origin = headers.get(b"origin")
+        if origin is not None and origin.lower() not in self.origins:
+            await _answer(send, 403, "requests from that origin are not allowed")
+            return
+        expected = self.token()
+        if expected is not None:
+            scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not given.strip():
+                await _answer(send, 401, "a bearer token is required", challenge="")
+                return
+            if not hmac.compare_digest(given.strip(), expected.encode()):
+                await _answer(send, 401, "the token is not valid", challenge="invalid_token")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Any, status: int, message: str, challenge: str | None = None) -> None:
+    import json
+
+    headers = [(b"content-type", b"application/json")]
+    if challenge is not None:
+        value = 'Bearer realm="mcp"' + (f', error="{challenge}"' if challenge else "")
+        headers.append((b"www-authenticate", value.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps({"error": message}).encode()})
 
 
 class Drain:
@@ -299,8 +374,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def probe_mcp(url: str, timeout: float) -> tuple[bool, str]:
-    """A real MCP handshake with the server at `url`."""
+def probe_mcp(url: str, timeout: float, token: str | None = None) -> tuple[bool, str]:
+    """A real MCP handshake with the server at `url`, with its token if it has one."""
     from mcp_lifecycle.mcp_probe import handshake
 
-    return handshake(url, f"with {url}", timeout)
+    return handshake(url, f"with {url}", timeout, token)

@@ -5,11 +5,36 @@ The SDK is imported only when a probe runs (`health --probe`).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 
-def handshake(target: Any, where: str, timeout: float) -> tuple[bool, str]:
+@contextlib.asynccontextmanager
+async def connect(target: Any, token: str | None = None) -> AsyncIterator[Any]:
+    """The official client, connected to `target` (a URL, or stdio parameters), carrying the
+    server's bearer token when there is one."""
+    from mcp import Client
+
+    if token is None or not isinstance(target, str):
+        async with Client(target) as client:
+            yield client
+        return
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        Client(streamable_http_client(target, http_client=http)) as client,
+    ):
+        yield client
+
+
+def handshake(
+    target: Any, where: str, timeout: float, token: str | None = None
+) -> tuple[bool, str]:
     """Connect to `target` (a URL, or stdio parameters) and list its tools, within `timeout`.
 
     Protocol revision 2026-07-28 has no ping: connect + tools/list works against old and new
@@ -18,10 +43,8 @@ def handshake(target: Any, where: str, timeout: float) -> tuple[bool, str]:
     import anyio
 
     async def talk() -> list[str]:
-        from mcp import Client
-
         with anyio.fail_after(timeout):
-            async with Client(target) as client:
+            async with connect(target, token) as client:
                 result = await client.list_tools()
                 return [tool.name for tool in result.tools]
 

@@ -57,5 +57,10 @@ class ServerPaths:
         return self.cache_root / SNAPSHOT_NAME
 
     @property
+    def token(self) -> Path:
+        """The bearer token HTTP clients must present; 0600, kept across restarts."""
+        return self.cache_root / f"{self.server_name}.token"
+
+    @property
     def log(self) -> Path:
         return self.cache_root / f"{self.server_name}.log"

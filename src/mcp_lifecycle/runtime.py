@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle import readiness, registry
+from mcp_lifecycle.access import ensure_token, read_token
 from mcp_lifecycle.control_socket import ControlSocket
 from mcp_lifecycle.control_socket import address as control_address
 from mcp_lifecycle.errors import (
@@ -118,6 +119,8 @@ class ServerRuntime:
         self._write_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._identity = current_identity()
+        # The bearer token HTTP clients must present (None: auth is off, or not HTTP).
+        self.token: str | None = None
         # When the server's event loop last turned (monotonic), once a handler watches one.
         self._loop_turned: float | None = None
         self._stall_reported = False
@@ -221,6 +224,28 @@ class ServerRuntime:
             raise os_error(exc, self.paths.cache_root) from exc
         if not taken:
             raise AlreadyRunning(f"{self.settings.server_name} is already running")
+        self._load_token(create=True)
+
+    def _load_token(self, *, create: bool) -> None:
+        """The token of an HTTP server with auth on: made at its first start, read again on
+        reload (after `rotate-token`)."""
+        if self.settings.port is None or self.settings.auth == "none":
+            self.token = None
+            return
+        given = self.settings.token_file
+        try:
+            if given is not None:  # someone else's to keep (a Secret): read, never made
+                self.token = read_token(given)
+                if self.token is None:
+                    raise ConfigurationError(
+                        f"token_file {given} holds no token",
+                        hint="put the token in it, or unset token_file",
+                    )
+                return
+            path = self._files.token
+            self.token = ensure_token(path) if create else read_token(path) or self.token
+        except OSError as exc:
+            raise os_error(exc, given or self.paths.token) from exc
 
     def _claim_name(self) -> bool:
         """False if our server already runs under this name (its lock file deleted or moved,
@@ -491,6 +516,7 @@ class ServerRuntime:
             new = new.model_copy(update={name: getattr(self.settings, name) for name in changed})
         set_level(new.log_level)
         self.settings = new
+        self._load_token(create=True)  # a rotated token, or auth switched on or off
         self._last_reload_at = utc_now_iso()
         self._register()
         logger.info("settings reloaded")

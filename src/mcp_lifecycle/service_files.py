@@ -328,6 +328,7 @@ def _under(path: Path, folder: Path) -> bool:
 # -- Kubernetes ------------------------------------------------------------------------------
 
 STATE_MOUNT = "/var/lib/mcp-lifecycle"
+TOKEN_MOUNT = "/var/run/secrets/mcp-lifecycle"  # noqa: S105 - a folder, not a secret
 # A non-root user any image can run as; fsGroup makes the emptyDir volumes its own.
 RUN_AS = 65532
 
@@ -343,6 +344,10 @@ def object_name(server_name: str) -> str:
 
 def secret_name(server_name: str) -> str:
     return f"{object_name(server_name)}-secrets"
+
+
+def token_secret(server_name: str) -> str:
+    return f"{object_name(server_name)}-token"
 
 
 def kubernetes_manifests(
@@ -376,6 +381,13 @@ def kubernetes_manifests(
         {"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name(name), "key": key}}}
         for key in sorted(inputs.secrets)
     ]
+    token_auth = settings.port is not None and settings.auth == "token"
+    if token_auth:
+        # The bearer token comes from a Secret mounted as a file, never from the manifest.
+        env.append({"name": f"{ENV_PREFIX}TOKEN_FILE", "value": f"{TOKEN_MOUNT}/token"})
+    token_mounts: list[dict[str, Any]] = (
+        [{"name": "token", "mountPath": TOKEN_MOUNT, "readOnly": True}] if token_auth else []
+    )
     labels = {
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/managed-by": "mcp-lifecycle",
@@ -391,6 +403,7 @@ def kubernetes_manifests(
         "volumeMounts": [
             {"name": "state", "mountPath": STATE_MOUNT},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+            *token_mounts,
         ],
         "resources": resources,
         "securityContext": {
@@ -446,6 +459,11 @@ def kubernetes_manifests(
                     "volumes": [
                         {"name": "state", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {}},
+                        *(
+                            [{"name": "token", "secret": {"secretName": token_secret(name)}}]
+                            if token_auth
+                            else []
+                        ),
                     ],
                 },
             },
@@ -453,6 +471,7 @@ def kubernetes_manifests(
     }
     if settings.port is None:
         return [deployment]
+    documents: list[dict[str, Any]] = [deployment]
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -462,4 +481,19 @@ def kubernetes_manifests(
             "ports": [{"name": "mcp", "port": settings.port, "targetPort": "mcp"}],
         },
     }
-    return [deployment, service]
+    documents.append(service)
+    if not token_auth:
+        # No token: only pods of the server's own namespace may connect.
+        documents.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "spec": {
+                    "podSelector": {"matchLabels": dict(labels)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"podSelector": {}}]}],
+                },
+            }
+        )
+    return documents

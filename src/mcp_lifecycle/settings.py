@@ -81,6 +81,20 @@ class MCPServerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)
     http_path: str = "/mcp"
+    auth: Literal["token", "none"] = Field(
+        default="token",
+        description="token: HTTP clients need the server's bearer token; none: anyone who "
+        "can connect may use it (behind a gateway that authenticates, or a NetworkPolicy)",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="read the bearer token from this file (a mounted Kubernetes Secret) "
+        "instead of keeping one in the cache root",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (host or host:port) a listener beyond loopback answers to",
+    )
     probe_timeout_seconds: float = Field(default=5.0, gt=0)
     log_max_bytes: int = Field(default=10_485_760, ge=1024)
     log_backup_count: int = Field(default=3, ge=0)
@@ -125,7 +139,7 @@ class MCPServerSettings(BaseSettings):
                     raise ValueError(f"Input should be {words} {limit}")
         return value
 
-    @field_validator("cache_root", "log_file", mode="after")
+    @field_validator("cache_root", "log_file", "token_file", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.abspath(value.expanduser()))

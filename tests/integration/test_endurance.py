@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import psutil
-from mcp import Client
 
 from tests.conftest import TESTS, Lifecycle, free_port
 
@@ -56,7 +55,7 @@ def test_a_minute_under_load_with_a_thousand_readers(lifecycle: Lifecycle) -> No
 
     async def load() -> int:
         count = 0
-        async with Client(url) as client:
+        async with lifecycle.client(url) as client:
             while time.monotonic() < deadline:
                 await client.call_tool("now", {})
                 count += 1

@@ -17,7 +17,6 @@ from typing import Any
 import anyio
 import psutil
 import pytest
-from mcp import Client
 
 from tests.conftest import TESTS, Lifecycle, free_port, gone, wait_for
 
@@ -338,9 +337,9 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
     async def call() -> None:
         # The plain SDK client, no workaround: after the answer it sends tools/list on the
         # same session to check the result, which the draining server must still serve.
-        async with Client(url) as client:
+        async with lifecycle.client(url) as client:
             result = await client.call_tool("slow_echo", {"text": "hello", "seconds": 3})
-            answers.append(result.content[0].text)  # type: ignore[union-attr]
+            answers.append(result.content[0].text)
 
     def run_call() -> None:
         try:
@@ -349,7 +348,7 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
             errors.append(exc)
 
     async def new_session() -> None:
-        async with Client(url) as client:
+        async with lifecycle.client(url) as client:
             await client.list_tools()
 
     caller = threading.Thread(target=run_call)

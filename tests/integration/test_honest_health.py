@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import anyio
-from mcp import Client
 
 from tests.conftest import TESTS, Lifecycle, free_port, wait_for
 
@@ -41,7 +40,7 @@ def test_a_blocked_event_loop_goes_stale_and_recovers(lifecycle: Lifecycle, tmp_
     unblock = lifecycle.marks / "unblock"
 
     async def block(seconds: float) -> None:
-        async with Client(url) as client:
+        async with lifecycle.client(url) as client:
             await client.call_tool("block", {"seconds": seconds, "until": str(unblock)})
 
     try:

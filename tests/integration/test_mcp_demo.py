@@ -12,7 +12,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import Client
 
 from tests.conftest import Lifecycle, free_port, gone, wait_for
 
@@ -27,9 +26,9 @@ def demo(lifecycle: Lifecycle) -> Lifecycle:
     return lifecycle
 
 
-def _call(url: str, tool: str, args: dict[str, object]) -> object:
+def _call(demo: Lifecycle, url: str, tool: str, args: dict[str, object]) -> object:
     async def run() -> object:
-        async with Client(url) as client:
+        async with demo.client(url) as client:
             result = await client.call_tool(tool, args)
             return result.structured_content
 
@@ -55,8 +54,8 @@ def test_demo_serves_mcp_and_stops_cleanly(demo: Lifecycle) -> None:
     recorded = demo.run("health", "--json").json()
     assert [c["name"] for c in recorded["checks"]] == ["process", "listener", "mcp"]
 
-    assert _call(url, "add", {"a": 2, "b": 3}) == {"result": 5.0}
-    served_by = _call(url, "server_info", {})
+    assert _call(demo, url, "add", {"a": 2, "b": 3}) == {"result": 5.0}
+    served_by = _call(demo, url, "server_info", {})
     assert isinstance(served_by, dict)
     assert served_by["pid"] == info["pid"]
 

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.conftest import TESTS, Lifecycle, free_port
+from tests.conftest import TESTS, Lifecycle, free_port, wait_for
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_fastmcp_server_lifecycle(fast: Lifecycle) -> None:
         assert json.loads(response.read())["ready"] is True
 
     async def call() -> object:
-        async with Client(url) as client:
+        async with fast.client(url) as client:
             return (await client.call_tool("double", {"n": 21})).structured_content
 
     assert anyio.run(call) == {"result": 42}
@@ -101,7 +101,10 @@ def test_stdio_server_stops_on_sigterm_while_its_client_holds_stdin(stdio: Lifec
         stderr=subprocess.PIPE,
     )
     try:
-        time.sleep(1.5)  # serving, stdin open
+        # Serving, stdin open: once its SIGTERM handler is in place (a loaded machine may take
+        # seconds to import the SDK; a signal before that would end it the default way).
+        assert wait_for(lambda: _catches(proc.pid, signal.SIGTERM), timeout=30)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
         assert proc.returncode == 0
@@ -110,6 +113,16 @@ def test_stdio_server_stops_on_sigterm_while_its_client_holds_stdin(stdio: Lifec
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            caught = next(line for line in handle if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << (signum - 1)))
 
 
 def test_foreground_errors_never_reach_stdout(lifecycle: Lifecycle) -> None:

@@ -327,7 +327,8 @@ def test_the_manifest_is_valid_and_restricted(
     assert container["resources"]["requests"]
     assert pod["terminationGracePeriodSeconds"] == 5 + 5  # the stop timeout, and a margin
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"/var/lib/mcp-lifecycle", "/tmp"}
+    token = {"/var/run/secrets/mcp-lifecycle"} if port else set()  # a Secret, read-only
+    assert mounts == {"/var/lib/mcp-lifecycle", "/tmp", *token}
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["MCP_LIFECYCLE_TRUSTED_FOLDER"] == "/var/lib/mcp-lifecycle"
 
@@ -347,3 +348,32 @@ def test_a_volume_others_may_write_is_trusted_only_when_named(
     assert lifecycle.run("start").code == 0
     assert lifecycle.run("health").code == 0
     assert lifecycle.run("stop").code == 0
+
+
+def test_the_manifest_takes_the_token_from_a_secret_or_fences_the_pod(
+    lifecycle: Lifecycle, tmp_path: Path
+) -> None:
+    lifecycle.set_env(MCP_SERVER_PORT="9000")
+    args = ["service", "kubernetes", "--image", "registry.local/toy:1", "--command", "toy"]
+    with_token = lifecycle.run(*args)
+    assert with_token.code == 0, with_token
+    documents = list(yaml.safe_load_all(with_token.out))
+    assert [doc["kind"] for doc in documents] == ["Deployment", "Service"]
+    pod = documents[0]["spec"]["template"]["spec"]
+    env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+    assert env["MCP_SERVER_TOKEN_FILE"] == "/var/run/secrets/mcp-lifecycle/token"
+    assert {"name": "token", "secret": {"secretName": "toy-token"}} in pod["volumes"]
+    assert "kubectl create secret generic toy-token" in with_token.err
+    no_auth = lifecycle.run(*args, MCP_SERVER_AUTH="none")
+    assert no_auth.code == 0, no_auth
+    documents = list(yaml.safe_load_all(no_auth.out))
+    assert [doc["kind"] for doc in documents] == ["Deployment", "Service", "NetworkPolicy"]
+    policy = documents[2]["spec"]
+    assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]  # its namespace only
+    for text in (with_token.out, no_auth.out):
+        manifest = tmp_path / "m.yaml"
+        manifest.write_text(text)
+        validate = subprocess.run(
+            [VALIDATE, "--strict", str(manifest)], capture_output=True, text=True, check=False
+        )
+        assert validate.returncode == 0, validate.stdout + validate.stderr

@@ -6,6 +6,7 @@ import functools
 import importlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -210,6 +211,20 @@ class MCPServerCLIFactory:
             flags = Overrides(dict(flags), {name: f"--set {name}" for name in flags})
         return self.resolve_settings(flags).settings
 
+    def client(self, flags: Overrides | None = None) -> AbstractAsyncContextManager[Any]:
+        """The official MCP client, connected to this server over HTTP with its bearer
+        token: for your own commands (`async with factory.client() as client: ...`)."""
+        from mcp_lifecycle.access import read_token
+        from mcp_lifecycle.mcp_probe import connect
+        from mcp_lifecycle.paths import ServerPaths
+
+        settings = self.load_settings(flags)
+        if settings.url is None:
+            raise ConfigurationError(
+                f"{self.server_name} serves no HTTP endpoint", hint="set `port`"
+            )
+        return connect(settings.url, read_token(ServerPaths.for_settings(settings).token))
+
     def _checked_name(self, callback: _F) -> _F:
         """Every command refuses a server name that is not a safe file name (exit 5)."""
         from mcp_lifecycle.paths import server_name_problem
@@ -226,6 +241,7 @@ class MCPServerCLIFactory:
         return checked  # type: ignore[return-value]
 
     def create_app(self) -> typer.Typer:
+        from mcp_lifecycle.cli.access import AccessCommands
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
         from mcp_lifecycle.cli.operator import OperatorCommands
         from mcp_lifecycle.cli.root import root_options
@@ -242,5 +258,6 @@ class MCPServerCLIFactory:
         app.callback()(edge(self._checked_name(root_options)))
         LifecycleCommands(self).register(app)
         OperatorCommands(self).register(app)
+        AccessCommands(self).register(app)
         register_service(app, self)
         return app

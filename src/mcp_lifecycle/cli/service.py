@@ -109,7 +109,7 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
 
         import yaml
 
-        from mcp_lifecycle.service_files import kubernetes_manifests, secret_name
+        from mcp_lifecycle.service_files import kubernetes_manifests, secret_name, token_secret
 
         settings, inputs = _inputs(factory, ctx)
         argv = shlex.split(command) if command else [_console_script()]
@@ -125,6 +125,16 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
                 f"{secret_name(settings.server_name)}; create it first:\n"
                 f"  kubectl create secret generic {secret_name(settings.server_name)} "
                 f"{literals}",
+                err=True,
+            )
+        if settings.port is not None and settings.auth == "token":
+            typer.echo(
+                f"The server reads its bearer token from the Secret "
+                f"{token_secret(settings.server_name)}; create it first (and give the same "
+                "token to its clients):\n  kubectl create secret generic "
+                f"{token_secret(settings.server_name)} "
+                "--from-literal=token=\"$(python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')\"",
                 err=True,
             )
         typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)

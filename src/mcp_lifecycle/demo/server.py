@@ -46,7 +46,6 @@ def call(
     Example: mcp-lifecycle-demo call add '{"a": 2, "b": 3}'
     """
     import anyio
-    from mcp import Client
 
     try:
         args = json.loads(arguments)
@@ -54,10 +53,9 @@ def call(
         typer.echo(f"Error: arguments are not JSON: {exc}", err=True)
         raise typer.Exit(5) from None
     url = factory.load_settings().url  # this invocation's flags included: `--port N call ...`
-    assert url is not None
 
     async def run() -> Any:
-        async with Client(url) as client:
+        async with factory.client() as client:  # with the server's token
             return await client.call_tool(tool, args)
 
     try:

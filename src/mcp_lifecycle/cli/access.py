@@ -1,0 +1,86 @@
+"""`client-config` and `rotate-token`: what an MCP client needs, and a fresh token."""
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from mcp_lifecycle.cli.edge import JsonOption, echo_json, edge, overrides
+from mcp_lifecycle.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
+
+PASTE_WHERE = (
+    "Paste it into your MCP client's configuration: Claude Code reads .mcp.json in your "
+    "project, Claude Desktop claude_desktop_config.json, VS Code .vscode/mcp.json (there the "
+    'key is "servers" instead of "mcpServers"). It holds a secret: keep it out of git.'
+)
+
+
+class AccessCommands:
+    def __init__(self, factory: "MCPServerCLIFactory") -> None:
+        self.factory = factory
+
+    def register(self, app: typer.Typer) -> None:
+        name = self.factory.server_name
+        app.command(
+            "client-config",
+            help="Print what an MCP client needs to use this server: its URL and bearer "
+            "token, as the mcpServers block of .mcp.json. Only you can read the token.\n\n"
+            f"Example: {name} client-config --json > .mcp.json",
+        )(edge(self.client_config))
+        app.command(
+            "rotate-token",
+            help="Replace the server's bearer token; a running server takes the new one on "
+            f"`reload`, and clients need the new `client-config`.\n\nExample: {name} "
+            f"rotate-token && {name} reload",
+        )(edge(self.rotate_token))
+
+    def client_config(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+        from mcp_lifecycle.access import client_entry, ensure_token
+        from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.paths import ServerPaths
+
+        settings = self.factory.running_settings(overrides(ctx))
+        if settings.url is None:
+            raise ConfigurationError(
+                f"{settings.server_name} serves no HTTP endpoint, so an MCP client starts it "
+                "itself (with `start --foreground`)",
+                hint="set `port` to serve it over HTTP",
+            )
+        paths = ServerPaths.for_settings(settings)
+        token = None
+        if _auth(self.factory, ctx) == "token":
+            ensure_cache_root(paths.cache_root)
+            token = ensure_token(paths.token)  # the server takes this one when it starts
+        config = {"mcpServers": {settings.server_name: client_entry(settings.url, token)}}
+        if as_json:
+            echo_json(config)
+            return
+        typer.echo(PASTE_WHERE, err=True)
+        echo_json(config)
+
+    def rotate_token(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+        from mcp_lifecycle.access import rotate_token
+        from mcp_lifecycle.files import ensure_cache_root
+        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.pidfile import lock_is_held
+
+        settings = self.factory.running_settings(overrides(ctx))
+        paths = ServerPaths.for_settings(settings)
+        ensure_cache_root(paths.cache_root)
+        rotate_token(paths.token)
+        running = lock_is_held(paths.lock)
+        if as_json:
+            echo_json({"token_file": str(paths.token), "running": running})
+            return
+        typer.echo(f"Wrote a new token to {paths.token} (mode 600).")
+        if running:
+            typer.echo(
+                f"The running server still takes the old one: run `{settings.server_name} "
+                "reload`, then give your clients the new `client-config`."
+            )
+
+
+def _auth(factory: "MCPServerCLIFactory", ctx: typer.Context) -> str:
+    return str(factory.resolve_settings(overrides(ctx)).settings.auth)
