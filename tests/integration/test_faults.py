@@ -373,14 +373,7 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root for a PID namespace")
 def test_foreground_as_pid_1_reaps_zombies_and_stops_on_sigterm(lifecycle: Lifecycle) -> None:
     lifecycle.set_env(MCP_SERVER_HEARTBEAT_SECONDS="0.2")
-    proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", *lifecycle.command("start", "--foreground")],
-        env=lifecycle.env,
-        cwd=lifecycle.marks,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _in_a_pid_namespace(lifecycle)
     try:
         assert wait_for(lambda: _namespace_init(proc.pid) is not None, timeout=15)
         server = _namespace_init(proc.pid)
@@ -413,14 +406,7 @@ def test_as_pid_1_the_servers_tools_keep_their_exit_codes(lifecycle: Lifecycle) 
     reaping never takes the exit status a tool's subprocess.run waits for."""
     lifecycle.set_env(MCP_SERVER_HEARTBEAT_SECONDS="0.2", TOY_MODE="exit_codes", TOY_CALLS="40")
     codes = lifecycle.marks / "exit_codes.txt"
-    proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", *lifecycle.command("start", "--foreground")],
-        env=lifecycle.env,
-        cwd=lifecycle.marks,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _in_a_pid_namespace(lifecycle)
     try:
         assert wait_for(lambda: _namespace_init(proc.pid) is not None, timeout=15)
         init = _namespace_init(proc.pid)
@@ -445,6 +431,18 @@ def test_as_pid_1_the_servers_tools_keep_their_exit_codes(lifecycle: Lifecycle) 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _in_a_pid_namespace(lifecycle: Lifecycle) -> subprocess.Popen[bytes]:
+    """`start --foreground` as PID 1 of a new PID namespace, as in a container."""
+    return subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", *lifecycle.command("start", "--foreground")],
+        env=lifecycle.env,
+        cwd=lifecycle.marks,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _namespace_init(unshare_pid: int) -> int | None:

@@ -6,13 +6,14 @@ import json
 import os
 import sys
 import urllib.request
+from pathlib import Path
 
 import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.conftest import TESTS, Lifecycle, free_port, wait_for
+from tests.conftest import TESTS, Lifecycle, free_port
 
 
 @pytest.fixture
@@ -87,42 +88,38 @@ def test_fastmcp_server_lifecycle(fast: Lifecycle) -> None:
     assert os.path.exists(fast.lock_file)
 
 
-def test_stdio_server_stops_on_sigterm_while_its_client_holds_stdin(stdio: Lifecycle) -> None:
+def test_stdio_server_stops_on_sigterm_while_its_client_holds_stdin(
+    stdio: Lifecycle, tmp_path: Path
+) -> None:
     import signal
+    import socket
     import subprocess
-    import time
 
-    proc = subprocess.Popen(
-        stdio.command("start", "--foreground"),
-        env=stdio.env,
-        cwd=stdio.marks,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        # Serving, stdin open: once its SIGTERM handler is in place (a loaded machine may take
-        # seconds to import the SDK; a signal before that would end it the default way).
-        assert wait_for(lambda: _catches(proc.pid, signal.SIGTERM), timeout=30)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
-        assert proc.returncode == 0
-        assert out == b"", "nothing but the protocol may reach stdout"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _catches(pid: int, signum: int) -> bool:
-    """Whether process `pid` has a handler for `signum` (SigCgt in /proc/PID/status)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            caught = next(line for line in handle if line.startswith("SigCgt:"))
-    except (OSError, StopIteration):
-        return False
-    return bool(int(caught.split()[1], 16) & (1 << (signum - 1)))
+    # Serving, stdin open: once it said READY (its handlers are in place by then; a signal
+    # before that, while a loaded machine imports the SDK, would end it the default way, and
+    # under coverage its SIGTERM handler is coverage's own until then).
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(60)
+        proc = subprocess.Popen(
+            stdio.command("start", "--foreground"),
+            env={**stdio.env, "NOTIFY_SOCKET": address},
+            cwd=stdio.marks,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert notify.recv(100) == b"READY=1"
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=10)
+            assert proc.returncode == 0
+            assert out == b"", "nothing but the protocol may reach stdout"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_foreground_errors_never_reach_stdout(lifecycle: Lifecycle) -> None:
