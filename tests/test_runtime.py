@@ -116,3 +116,16 @@ def test_failure_before_the_heartbeat_starts(
     lock = ServerLock(settings.resolved_cache_root / "inproc.lock")
     assert lock.acquire(wait_seconds=0), "the lock is released after a failed start"
     lock.release()
+
+
+def test_a_token_file_without_a_token_fails_the_start_and_frees_the_lock(
+    settings: MCPServerSettings, tmp_path: Path
+) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("")
+    broken = settings.model_copy(update={"port": 9, "token_file": empty})
+    with pytest.raises(LifecycleError, match="holds no token"):
+        ServerRuntime(broken, lambda: None).run()
+    lock = ServerLock(settings.resolved_cache_root / "inproc.lock")
+    assert lock.acquire(wait_seconds=0), "the lock is released after a failed start"
+    lock.release()

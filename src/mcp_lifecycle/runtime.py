@@ -177,6 +177,10 @@ class ServerRuntime:
             self._take_the_name()
         except LifecycleError as error:
             self._send_ready(failure_line(int(error.exit_code), error.message, error.hint))
+            # Whatever was taken before the failure (a token that cannot be read comes after
+            # the lock and the name) is given back.
+            self._control.release()
+            self._lock.release()
             self._close_folder()
             raise
         _current = self
