@@ -13,12 +13,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings, notify_ready
+from mcp_lifecycle import MCPServerCLIFactory, notify_ready
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.runtime import current_runtime
+
+if TYPE_CHECKING:  # for an annotation only: pydantic would double every CLI call's cost
+    from mcp_lifecycle import MCPServerSettings
 
 MODE = os.environ.get("TOY_MODE", "ok")
 NAME = os.environ.get("TOY_NAME", "toy")
