@@ -39,43 +39,44 @@ def follow(
         pending = b""
         while not should_stop():
             chunk = handle.read(_CHUNK)
-            if chunk:
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", errors="replace")
-                continue
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                time.sleep(interval)  # between the rename and the new file
-                continue
-            if current.st_ino != inode or current.st_size < handle.tell():
+            if not chunk:
+                try:
+                    # Opened before the old file is drained: whatever rotates from here on is
+                    # read through this handle or found among the backups next time.
+                    current = open(path, "rb")  # noqa: SIM115 - becomes `handle` or is closed
+                except FileNotFoundError:
+                    time.sleep(interval)  # between the rename and the new file
+                    continue
+                current_inode = os.fstat(current.fileno()).st_ino
+                if current_inode == inode and os.fstat(current.fileno()).st_size >= handle.tell():
+                    current.close()
+                    time.sleep(interval)
+                    continue
                 # Rotated or truncated: drain what the old file got since our last read, then
                 # every file rotated out since (fast writers rotate many times an interval).
-                pending += handle.read()
-                if current.st_ino != inode:
-                    for missed in _rotated_since(path, inode):
-                        pending += _read_whole(missed)
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", errors="replace")
+                chunk = handle.read()
+                if current_inode != inode:
+                    for missed in _rotated_between(path, newer=current_inode, older=inode):
+                        chunk += _read_whole(missed)
                 handle.close()
-                handle = open(path, "rb")  # noqa: SIM115
-                inode = os.fstat(handle.fileno()).st_ino
-                continue
-            time.sleep(interval)
+                handle, inode = current, current_inode
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.decode("utf-8", errors="replace")
     finally:
         handle.close()
 
 
-def _rotated_since(path: Path, inode: int) -> list[Path]:
-    """The backups (`<log>.1`, `.2`, ...) newer than the file with `inode`, oldest first.
+def _rotated_between(path: Path, newer: int, older: int) -> list[Path]:
+    """The backups (`<log>.1`, `.2`, ...) written after the file `older` and before `newer`,
+    oldest first.
 
-    Rotation renames `<log>` to `.1`, `.1` to `.2` and so on: the files between ours and `.1`
-    were written and rotated out while we slept. If ours is gone too, every backup is newer.
+    Rotation renames `<log>` to `.1`, `.1` to `.2` and so on, newest at `.1`: the files between
+    `newer` (or `.1`, if `newer` is still the live file) and `older` were written and rotated
+    out while we slept. If `older` is gone too, every backup older than `newer` counts.
     """
-    newer = []
+    between: list[Path] = []
     index = 1
     while True:
         backup = path.with_name(f"{path.name}.{index}")
@@ -83,11 +84,14 @@ def _rotated_since(path: Path, inode: int) -> list[Path]:
             found = os.stat(backup).st_ino
         except OSError:
             break
-        if found == inode:
+        if found == older:
             break
-        newer.append(backup)
+        if found == newer:
+            between.clear()  # everything seen so far is newer than the file we now follow
+        else:
+            between.append(backup)
         index += 1
-    return newer[::-1]
+    return between[::-1]
 
 
 def _read_whole(path: Path) -> bytes:
