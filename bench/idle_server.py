@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from mcp_lifecycle.cli import MCPServerCLIFactory
-from mcp_lifecycle.readiness import notify_ready
+from mcp_lifecycle.server.readiness import notify_ready
 
 
 def run() -> None:

@@ -11,4 +11,4 @@ mypy
 rm -f .coverage .coverage.*
 pytest --cov --cov-report=term-missing --cov-fail-under=90 "$@"
 # The code that decides whom to signal and what is on disk must be covered completely.
-coverage report --fail-under=100 --include='*/mcp_lifecycle/pidfile.py,*/mcp_lifecycle/snapshot.py,*/mcp_lifecycle/control_socket.py,*/mcp_lifecycle/identity.py,*/mcp_lifecycle/signals.py'
+coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'

@@ -134,8 +134,8 @@ class Lifecycle:
 
     def client(self, url: str) -> Any:
         """The official MCP client, connected with the server's token, as its owner's."""
-        from mcp_lifecycle.access import read_token
-        from mcp_lifecycle.mcp_probe import connect
+        from mcp_lifecycle.transports.access import read_token
+        from mcp_lifecycle.transports.probe import connect
 
         return connect(url, read_token(self.cache_root / f"{self.name}.token"))
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings
-from mcp_lifecycle.health import _run_probe
+from mcp_lifecycle.control.health import _run_probe
 
 runner = CliRunner()
 
@@ -47,7 +47,7 @@ def test_json_errors_are_json() -> None:
 def test_unexpected_errors_never_show_a_traceback(
     monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
-    import mcp_lifecycle.health as health
+    import mcp_lifecycle.control.health as health
 
     def explode(*args: object) -> object:
         raise error

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mcp_lifecycle import is_process_alive, validate_pid_integrity
-from mcp_lifecycle.identity import boot_id, current_identity, mismatch_reason
-from mcp_lifecycle.pidfile import ServerLock, write_pid_file
+from mcp_lifecycle.files.identity import boot_id, current_identity, mismatch_reason
+from mcp_lifecycle.files.pidfile import ServerLock, write_pid_file
 
 
 def test_is_process_alive() -> None:
@@ -89,7 +89,7 @@ def test_validate_pid_integrity(tmp_path: Path) -> None:
 
 
 def test_boot_id_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mcp_lifecycle.identity as identity
+    import mcp_lifecycle.files.identity as identity
 
     monkeypatch.setattr(identity, "_BOOT_ID_PATH", Path("/nonexistent/boot_id"))
     assert identity.boot_id() is None

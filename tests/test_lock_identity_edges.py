@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_lifecycle import control_socket, identity
-from mcp_lifecycle.control_socket import ControlSocket, Holder, address, holder
-from mcp_lifecycle.identity import current_identity, mismatch_reason, parse_start_ticks
-from mcp_lifecycle.pidfile import ServerLock
-from mcp_lifecycle.snapshot import update_runtime_health
+from mcp_lifecycle.files import identity, name_socket
+from mcp_lifecycle.files.identity import current_identity, mismatch_reason, parse_start_ticks
+from mcp_lifecycle.files.name_socket import Holder, address, holder
+from mcp_lifecycle.files.pidfile import ServerLock
+from mcp_lifecycle.files.snapshot import update_runtime_health
+from mcp_lifecycle.server.name_claim import NameSocket
 
 
 def test_lock_in_a_missing_folder_raises_the_os_error(tmp_path: Path) -> None:
@@ -77,19 +78,19 @@ def test_a_process_that_vanishes_mid_check(monkeypatch: pytest.MonkeyPatch) -> N
     assert mismatch_reason(me.pid, me) == "the process is gone"
 
 
-def test_control_socket_claim_owner_release(tmp_path: Path) -> None:
+def test_name_socket_claim_owner_release(tmp_path: Path) -> None:
     name = address(tmp_path, "srv")
     assert holder(name) is None
-    assert not control_socket.is_bound(name)
-    first = ControlSocket(name)
+    assert not name_socket.is_bound(name)
+    first = NameSocket(name)
     assert first.claim()
-    assert control_socket.is_bound(name)
+    assert name_socket.is_bound(name)
     assert holder(name) == Holder(os.getpid(), os.getuid())
-    assert not ControlSocket(name).claim()
+    assert not NameSocket(name).claim()
     first.release()
     first.release()  # twice is harmless
     assert holder(name) is None
-    again = ControlSocket(name)
+    again = NameSocket(name)
     assert again.claim()
     child = os.fork()
     if child == 0:  # a forked worker drops its copy, and must not keep the name alive
@@ -102,31 +103,31 @@ def test_control_socket_claim_owner_release(tmp_path: Path) -> None:
     assert holder(name) is None
 
 
-def test_control_socket_names_differ_by_cache_root_and_server(tmp_path: Path) -> None:
+def test_name_socket_names_differ_by_cache_root_and_server(tmp_path: Path) -> None:
     assert address(tmp_path, "a") != address(tmp_path, "b")
     assert address(tmp_path / "x", "a") != address(tmp_path / "y", "a")
     assert address(tmp_path, "a") == address(tmp_path / ".", "a")
 
 
-def test_control_socket_bind_errors_other_than_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_name_socket_bind_errors_other_than_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(self: socket.socket, address: object) -> None:
         raise OSError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(socket.socket, "bind", refuse)
     with pytest.raises(PermissionError):
-        ControlSocket(b"\0mcp-lifecycle/test-eacces").claim()
+        NameSocket(b"\0mcp-lifecycle/test-eacces").claim()
 
 
 def test_without_abstract_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(control_socket, "SUPPORTED", False)
+    monkeypatch.setattr(name_socket, "SUPPORTED", False)
     name = b"\0mcp-lifecycle/unsupported"
-    assert ControlSocket(name).claim() is True
+    assert NameSocket(name).claim() is True
     assert holder(name) is None
-    assert control_socket.is_bound(name) is False
+    assert name_socket.is_bound(name) is False
 
 
 def test_forked_children_close_their_lock_fds() -> None:
-    from mcp_lifecycle.snapshot import _close_all
+    from mcp_lifecycle.files.snapshot import _close_all
 
     read_fd, write_fd = os.pipe()
     fds = {read_fd, write_fd}
@@ -135,12 +136,12 @@ def test_forked_children_close_their_lock_fds() -> None:
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(read_fd)
     _close_all({read_fd})  # already closed: ignored
-    ControlSocket(b"\0mcp-lifecycle/never-claimed").forget()
+    NameSocket(b"\0mcp-lifecycle/never-claimed").forget()
 
 
 def test_a_directory_in_place_of_the_lock(tmp_path: Path) -> None:
     from mcp_lifecycle.errors import InsecurePathError
-    from mcp_lifecycle.pidfile import lock_is_held
+    from mcp_lifecycle.files.pidfile import lock_is_held
 
     path = tmp_path / "s.lock"
     path.mkdir()
@@ -151,7 +152,7 @@ def test_a_directory_in_place_of_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_held_lock_is_found_through_the_holders_file_descriptors(tmp_path: Path) -> None:
-    from mcp_lifecycle.pidfile import ServerLock, record_held_by
+    from mcp_lifecycle.files.pidfile import ServerLock, record_held_by
 
     lock = ServerLock(tmp_path / "srv.lock")
     assert lock.acquire()
@@ -173,7 +174,7 @@ def test_what_a_held_lock_is_not(tmp_path: Path) -> None:
     file, a socket: none of them proves anything."""
     import fcntl
 
-    from mcp_lifecycle.pidfile import record_held_by
+    from mcp_lifecycle.files.pidfile import record_held_by
 
     fds: list[int] = []
     try:
@@ -215,7 +216,7 @@ def test_what_a_held_lock_is_not(tmp_path: Path) -> None:
 def test_a_descriptor_that_closes_while_looked_at(monkeypatch: pytest.MonkeyPatch) -> None:
     """The race between listing a process's descriptors and reading one (cannot be staged
     reliably, so os.readlink fails as it would)."""
-    from mcp_lifecycle.pidfile import record_held_by
+    from mcp_lifecycle.files.pidfile import record_held_by
 
     def vanished(path: str) -> str:
         raise FileNotFoundError(path)
@@ -228,7 +229,7 @@ def test_forget_drops_our_copy_and_the_name_dies_with_the_last_one(tmp_path: Pat
     import time
 
     name = address(tmp_path, "forgotten")
-    claim = ControlSocket(name)
+    claim = NameSocket(name)
     assert claim.claim()
     claim.forget()  # as a forked child does; here it was the only copy
     claim.forget()
@@ -238,6 +239,6 @@ def test_forget_drops_our_copy_and_the_name_dies_with_the_last_one(tmp_path: Pat
     while holder(name) is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert holder(name) is None
-    again = ControlSocket(name)
+    again = NameSocket(name)
     assert again.claim()
     again.release()

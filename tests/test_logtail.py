@@ -5,7 +5,7 @@ import threading
 import time
 from pathlib import Path
 
-from mcp_lifecycle.logtail import follow, last_lines
+from mcp_lifecycle.files.logtail import follow, last_lines
 
 
 def test_last_lines(tmp_path: Path) -> None:

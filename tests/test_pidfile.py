@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mcp_lifecycle import write_pid_file
 from mcp_lifecycle.errors import CorruptFile, InsecurePathError
-from mcp_lifecycle.identity import ProcessIdentity, current_identity
-from mcp_lifecycle.pidfile import (
+from mcp_lifecycle.files.identity import ProcessIdentity, current_identity
+from mcp_lifecycle.files.pidfile import (
     PID_MAX,
     ServerLock,
     StartLock,
@@ -116,7 +116,8 @@ def test_server_lock_excludes_and_records_identity(tmp_path: Path) -> None:
 def test_lock_is_released_by_the_kernel_when_the_holder_dies(tmp_path: Path) -> None:
     path = tmp_path / "s.lock"
     code = (
-        "import sys, os; from pathlib import Path; from mcp_lifecycle.pidfile import ServerLock\n"
+        "import sys, os; from pathlib import Path\n"
+        "from mcp_lifecycle.files.pidfile import ServerLock\n"
         "lock = ServerLock(Path(sys.argv[1])); assert lock.acquire()\n"
         "print('held', flush=True); os._exit(0)  # dies without releasing\n"
     )

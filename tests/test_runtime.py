@@ -10,9 +10,9 @@ import pytest
 
 from mcp_lifecycle import MCPServerSettings, notify_ready
 from mcp_lifecycle.errors import AlreadyRunning, LifecycleError
-from mcp_lifecycle.pidfile import ServerLock
-from mcp_lifecycle.runtime import ServerRuntime, ShutdownRequested, current_runtime
-from mcp_lifecycle.settings import load_settings
+from mcp_lifecycle.files.pidfile import ServerLock
+from mcp_lifecycle.server.runtime import ServerRuntime, ShutdownRequested, current_runtime
+from mcp_lifecycle.settings.model import load_settings
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_graceful_stop_gets_force_on_the_second_signal(settings: MCPServerSettin
 def test_failure_before_the_heartbeat_starts(
     settings: MCPServerSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mcp_lifecycle.runtime as runtime_module
+    import mcp_lifecycle.server.runtime as runtime_module
 
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")

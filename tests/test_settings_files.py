@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from mcp_lifecycle import MCPServerSettings, validate_cache_ownership
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
-from mcp_lifecycle.files import ensure_cache_root
-from mcp_lifecycle.settings import load_settings
+from mcp_lifecycle.files.private import ensure_cache_root
+from mcp_lifecycle.settings.model import load_settings
 
 
 @pytest.fixture

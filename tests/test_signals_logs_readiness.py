@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mcp_lifecycle import SignalHandler, configure_logging, notify_ready
-from mcp_lifecycle.readiness import sd_notify, set_ready_callback
+from mcp_lifecycle.server.readiness import sd_notify, set_ready_callback
 
 
 def test_signal_handler_routes_and_restores() -> None:

@@ -19,7 +19,7 @@ from mcp_lifecycle import (
     load_runtime_health,
     write_runtime_health,
 )
-from mcp_lifecycle.snapshot import update_runtime_health
+from mcp_lifecycle.files.snapshot import update_runtime_health
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -11,44 +11,44 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mcp_lifecycle.cli import MCPServerCLIFactory
+    from mcp_lifecycle.control.inspect import validate_pid_integrity
     from mcp_lifecycle.exit_codes import ExitCode
-    from mcp_lifecycle.files import validate_cache_ownership
-    from mcp_lifecycle.identity import is_process_alive
-    from mcp_lifecycle.logs import configure_logging
-    from mcp_lifecycle.mcp_http import fastmcp_handler, streamable_http_handler
-    from mcp_lifecycle.mcp_stdio import stdio_handler
-    from mcp_lifecycle.pidfile import write_pid_file
-    from mcp_lifecycle.readiness import notify_ready
-    from mcp_lifecycle.settings import MCPServerSettings
-    from mcp_lifecycle.signals import SignalHandler
-    from mcp_lifecycle.snapshot import (
+    from mcp_lifecycle.files.identity import is_process_alive
+    from mcp_lifecycle.files.pidfile import write_pid_file
+    from mcp_lifecycle.files.private import validate_cache_ownership
+    from mcp_lifecycle.files.snapshot import (
         RuntimeHealthSnapshot,
         get_snapshot_age_seconds,
         is_snapshot_fresh,
         load_runtime_health,
         write_runtime_health,
     )
-    from mcp_lifecycle.state import validate_pid_integrity
+    from mcp_lifecycle.logs import configure_logging
+    from mcp_lifecycle.server.readiness import notify_ready
+    from mcp_lifecycle.server.signals import SignalHandler
+    from mcp_lifecycle.settings.model import MCPServerSettings
+    from mcp_lifecycle.transports.http_server import fastmcp_handler, streamable_http_handler
+    from mcp_lifecycle.transports.stdio_server import stdio_handler
 
 _WHERE = {
     "ExitCode": "mcp_lifecycle.exit_codes",
     "MCPServerCLIFactory": "mcp_lifecycle.cli",
-    "MCPServerSettings": "mcp_lifecycle.settings",
-    "RuntimeHealthSnapshot": "mcp_lifecycle.snapshot",
-    "SignalHandler": "mcp_lifecycle.signals",
+    "MCPServerSettings": "mcp_lifecycle.settings.model",
+    "RuntimeHealthSnapshot": "mcp_lifecycle.files.snapshot",
+    "SignalHandler": "mcp_lifecycle.server.signals",
     "configure_logging": "mcp_lifecycle.logs",
-    "fastmcp_handler": "mcp_lifecycle.mcp_http",
-    "stdio_handler": "mcp_lifecycle.mcp_stdio",
-    "streamable_http_handler": "mcp_lifecycle.mcp_http",
-    "get_snapshot_age_seconds": "mcp_lifecycle.snapshot",
-    "is_process_alive": "mcp_lifecycle.identity",
-    "is_snapshot_fresh": "mcp_lifecycle.snapshot",
-    "load_runtime_health": "mcp_lifecycle.snapshot",
-    "notify_ready": "mcp_lifecycle.readiness",
-    "validate_cache_ownership": "mcp_lifecycle.files",
-    "validate_pid_integrity": "mcp_lifecycle.state",
-    "write_pid_file": "mcp_lifecycle.pidfile",
-    "write_runtime_health": "mcp_lifecycle.snapshot",
+    "fastmcp_handler": "mcp_lifecycle.transports.http_server",
+    "stdio_handler": "mcp_lifecycle.transports.stdio_server",
+    "streamable_http_handler": "mcp_lifecycle.transports.http_server",
+    "get_snapshot_age_seconds": "mcp_lifecycle.files.snapshot",
+    "is_process_alive": "mcp_lifecycle.files.identity",
+    "is_snapshot_fresh": "mcp_lifecycle.files.snapshot",
+    "load_runtime_health": "mcp_lifecycle.files.snapshot",
+    "notify_ready": "mcp_lifecycle.server.readiness",
+    "validate_cache_ownership": "mcp_lifecycle.files.private",
+    "validate_pid_integrity": "mcp_lifecycle.control.inspect",
+    "write_pid_file": "mcp_lifecycle.files.pidfile",
+    "write_runtime_health": "mcp_lifecycle.files.snapshot",
 }
 
 __all__ = [

@@ -72,7 +72,7 @@ def configure_logging(
     handlers: list[logging.Handler] = []
     if output_log is not None:
         # Imported only here: the CLI's fast path never pays for file handlers.
-        from mcp_lifecycle.log_files import OutputLogHandler
+        from mcp_lifecycle.files.log_files import OutputLogHandler
 
         handlers.append(
             OutputLogHandler(
@@ -82,8 +82,8 @@ def configure_logging(
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file is not None:
-        from mcp_lifecycle.files import check_log_folder, ensure_private_folder
-        from mcp_lifecycle.log_files import PrivateLogHandler
+        from mcp_lifecycle.files.log_files import PrivateLogHandler
+        from mcp_lifecycle.files.private import check_log_folder, ensure_private_folder
 
         path = Path(log_file)
         check_log_folder(path)

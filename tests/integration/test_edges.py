@@ -171,7 +171,7 @@ def test_a_process_of_another_user_is_not_ours(lifecycle: Lifecycle, spawn: Any)
         return
     other = spawn(["sleep", "60"], user=65534, cwd="/")
     time.sleep(0.1)
-    from mcp_lifecycle.identity import identity_of, mismatch_reason
+    from mcp_lifecycle.files.identity import identity_of, mismatch_reason
 
     record = identity_of(other.pid)
     assert (

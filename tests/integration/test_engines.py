@@ -118,7 +118,7 @@ def test_readyz_is_false_while_starting() -> None:
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    from mcp_lifecycle.mcp_http import _add_probe_routes
+    from mcp_lifecycle.transports.http_server import _add_probe_routes
 
     class Fake:
         state = "starting"

@@ -485,7 +485,7 @@ def test_a_server_between_its_lock_and_its_first_snapshot_is_starting(
         [sys.executable, "-c",
          "import sys, time\n"
          "from pathlib import Path\n"
-         "from mcp_lifecycle.pidfile import ServerLock\n"
+         "from mcp_lifecycle.files.pidfile import ServerLock\n"
          "assert ServerLock(Path(sys.argv[1])).acquire()\n"
          "print('locked', flush=True)\n"
          "time.sleep(60)\n",
@@ -506,7 +506,7 @@ def test_a_server_between_its_lock_and_its_first_snapshot_is_starting(
 
 
 def test_a_failed_probe_ages_out_like_the_snapshot(lifecycle: Lifecycle) -> None:
-    from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health
+    from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_health
 
     lifecycle.set_env(MCP_SERVER_HEALTH_TTL_SECONDS="2", MCP_SERVER_HEARTBEAT_SECONDS="0.5")
     assert lifecycle.run("start").code == 0

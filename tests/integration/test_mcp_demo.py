@@ -143,9 +143,9 @@ def test_http_handler_needs_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from mcp_lifecycle import MCPServerSettings
     from mcp_lifecycle.demo.tools import build_server
     from mcp_lifecycle.errors import ConfigurationError
-    from mcp_lifecycle.mcp_http import streamable_http_handler
-    from mcp_lifecycle.runtime import ServerRuntime
-    from mcp_lifecycle.settings import load_settings
+    from mcp_lifecycle.server.runtime import ServerRuntime
+    from mcp_lifecycle.settings.model import load_settings
+    from mcp_lifecycle.transports.http_server import streamable_http_handler
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MCP_SERVER_PORT", raising=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_lifecycle.control_socket import address
+from mcp_lifecycle.files.name_socket import address
 from tests.conftest import Lifecycle, gone, wait_for
 from tests.security.conftest import OtherUser
 

@@ -175,7 +175,7 @@ def test_a_working_directory_that_would_swallow_the_next_line(
 
 
 def test_kubernetes_names_are_dns_labels() -> None:
-    from mcp_lifecycle.service_files import object_name
+    from mcp_lifecycle.service.definitions import object_name
 
     label = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
     for server in ("toy", "My_Server.", "9-lives", "x" * 63, "a.b.c", "mcp-lifecycle-demo"):

@@ -9,7 +9,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from mcp_lifecycle import MCPServerCLIFactory
-from mcp_lifecycle.mcp_http import streamable_http_handler
+from mcp_lifecycle.transports.http_server import streamable_http_handler
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle import MCPServerCLIFactory
-from mcp_lifecycle.mcp_http import fastmcp_handler
+from mcp_lifecycle.transports.http_server import fastmcp_handler
 
 
 def build() -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from mcp_lifecycle import MCPServerCLIFactory, MCPServerSettings
-from mcp_lifecycle.mcp_stdio import stdio_handler
+from mcp_lifecycle.transports.stdio_server import stdio_handler
 
 
 def build() -> MCPServer[Any]:

@@ -19,7 +19,7 @@ import typer
 
 from mcp_lifecycle import MCPServerCLIFactory, notify_ready
 from mcp_lifecycle.errors import ConfigurationError
-from mcp_lifecycle.runtime import current_runtime
+from mcp_lifecycle.server.runtime import current_runtime
 
 if TYPE_CHECKING:  # for an annotation only: pydantic would double every CLI call's cost
     from mcp_lifecycle import MCPServerSettings

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mcp_lifecycle.cli.edge import JsonOption, echo_json, edge, overrides
+from mcp_lifecycle.cli.errors import JsonOption, echo_json, edge, overrides
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ class AccessCommands:
         )(edge(self.rotate_token))
 
     def client_config(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.access import client_entry, ensure_token
-        from mcp_lifecycle.files import ensure_cache_root
-        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.files.paths import ServerPaths
+        from mcp_lifecycle.files.private import ensure_cache_root
+        from mcp_lifecycle.transports.access import client_entry, ensure_token
 
         settings = self.factory.running_settings(overrides(ctx))
         if settings.url is None:
@@ -61,10 +61,10 @@ class AccessCommands:
         echo_json(config)
 
     def rotate_token(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.access import rotate_token
-        from mcp_lifecycle.files import ensure_cache_root
-        from mcp_lifecycle.paths import ServerPaths
-        from mcp_lifecycle.pidfile import lock_is_held
+        from mcp_lifecycle.files.paths import ServerPaths
+        from mcp_lifecycle.files.pidfile import lock_is_held
+        from mcp_lifecycle.files.private import ensure_cache_root
+        from mcp_lifecycle.transports.access import rotate_token
 
         settings = self.factory.running_settings(overrides(ctx))
         paths = ServerPaths.for_settings(settings)

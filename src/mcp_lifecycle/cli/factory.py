@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from mcp_lifecycle.cli.edge import LifecycleGroup, Overrides, edge, invocation_flags
+from mcp_lifecycle.cli.errors import LifecycleGroup, Overrides, edge, invocation_flags
 from mcp_lifecycle.errors import ConfigurationError, LifecycleError
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.settings import MCPServerSettings, ResolvedSettings
-    from mcp_lifecycle.settings_view import LifecycleSettings
+    from mcp_lifecycle.settings.model import MCPServerSettings, ResolvedSettings
+    from mcp_lifecycle.settings.view import LifecycleSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -69,7 +69,7 @@ class MCPServerCLIFactory:
             self._class_spec = f"{type(settings).__module__}:{type(settings).__qualname__}"
             self._code_defaults = settings.model_dump(exclude_unset=True, exclude={"server_name"})
         else:
-            self._class_spec = "mcp_lifecycle.settings:MCPServerSettings"
+            self._class_spec = "mcp_lifecycle.settings.model:MCPServerSettings"
         self.start_handler = start_handler
         self.stop_handler = stop_handler
         self.reload_handler = reload_handler
@@ -104,8 +104,8 @@ class MCPServerCLIFactory:
 
     def resolve_settings(self, flags: Overrides | None = None) -> ResolvedSettings:
         """Every layer, validated, with the source of each value; remembered for fast_settings."""
-        from mcp_lifecycle import settings_cache
-        from mcp_lifecycle.settings import resolve_settings
+        from mcp_lifecycle.settings import cache as settings_cache
+        from mcp_lifecycle.settings.model import resolve_settings
 
         flags = flags if flags is not None else invocation_flags()
         settings_cls = self.settings_cls
@@ -134,8 +134,8 @@ class MCPServerCLIFactory:
 
     def fast_settings(self, flags: Overrides | None = None) -> LifecycleSettings:
         """The settings for the read-mostly commands: from the cache when nothing changed."""
-        from mcp_lifecycle import settings_cache
-        from mcp_lifecycle.settings_view import SettingsView
+        from mcp_lifecycle.settings import cache as settings_cache
+        from mcp_lifecycle.settings.view import SettingsView
 
         flags = flags if flags is not None else invocation_flags()
         cached = settings_cache.load(self._cache_key(flags), self.server_name)
@@ -148,11 +148,11 @@ class MCPServerCLIFactory:
         reload) act on: this invocation's, unless the registry knows better. A server that
         runs with another cache root than these settings name, or whose settings files broke
         since it started, is found by its name (a warning says so when settings broke)."""
-        from mcp_lifecycle import registry
-        from mcp_lifecycle.config_sources import env_prefixes, env_variable
-        from mcp_lifecycle.paths import ServerPaths
-        from mcp_lifecycle.pidfile import lock_is_held
-        from mcp_lifecycle.settings_view import SettingsView, default_cache_root
+        from mcp_lifecycle.control import discovery
+        from mcp_lifecycle.files.paths import ServerPaths
+        from mcp_lifecycle.files.pidfile import lock_is_held
+        from mcp_lifecycle.settings.sources import env_prefixes, env_variable
+        from mcp_lifecycle.settings.view import SettingsView, default_cache_root
 
         flags = flags if flags is not None else invocation_flags()
         variable = env_variable("cache_root", env_prefixes(self.env_prefix))
@@ -160,7 +160,7 @@ class MCPServerCLIFactory:
         try:
             settings = self.fast_settings(flags)
         except ConfigurationError as exc:
-            found = registry.find_running(self.server_name, Path(pinned) if pinned else None)
+            found = discovery.find_running(self.server_name, Path(pinned) if pinned else None)
             if found is None:
                 raise
             typer.echo(
@@ -179,7 +179,7 @@ class MCPServerCLIFactory:
                 return settings
         except LifecycleError:
             return settings  # the command itself will say what is wrong there
-        found = registry.find_running(self.server_name)
+        found = discovery.find_running(self.server_name)
         if found is None:
             return settings
         typer.echo(
@@ -190,8 +190,8 @@ class MCPServerCLIFactory:
         return SettingsView(found.settings)
 
     def _cache_key(self, flags: Overrides) -> str | None:
-        from mcp_lifecycle import settings_cache
-        from mcp_lifecycle.config_sources import env_prefixes, yaml_files_for
+        from mcp_lifecycle.settings import cache as settings_cache
+        from mcp_lifecycle.settings.sources import env_prefixes, yaml_files_for
 
         return settings_cache.key(
             self._class_spec,
@@ -214,9 +214,9 @@ class MCPServerCLIFactory:
     def client(self, flags: Overrides | None = None) -> AbstractAsyncContextManager[Any]:
         """The official MCP client, connected to this server over HTTP with its bearer
         token: for your own commands (`async with factory.client() as client: ...`)."""
-        from mcp_lifecycle.access import read_token
-        from mcp_lifecycle.mcp_probe import connect
-        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.files.paths import ServerPaths
+        from mcp_lifecycle.transports.access import read_token
+        from mcp_lifecycle.transports.probe import connect
 
         settings = self.load_settings(flags)
         if settings.url is None:
@@ -227,7 +227,7 @@ class MCPServerCLIFactory:
 
     def _checked_name(self, callback: _F) -> _F:
         """Every command refuses a server name that is not a safe file name (exit 5)."""
-        from mcp_lifecycle.paths import server_name_problem
+        from mcp_lifecycle.files.paths import server_name_problem
 
         @functools.wraps(callback)
         def checked(*args: Any, **kwargs: Any) -> Any:
@@ -243,7 +243,7 @@ class MCPServerCLIFactory:
     def create_app(self) -> typer.Typer:
         from mcp_lifecycle.cli.access import AccessCommands
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
-        from mcp_lifecycle.cli.operator import OperatorCommands
+        from mcp_lifecycle.cli.operations import OperatorCommands
         from mcp_lifecycle.cli.root import root_options
         from mcp_lifecycle.cli.service import register_service
 

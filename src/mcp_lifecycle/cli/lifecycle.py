@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mcp_lifecycle import handoff
-from mcp_lifecycle.cli.edge import (
+from mcp_lifecycle.cli.errors import (
     JsonOption,
     NoKillOption,
     Overrides,
@@ -34,11 +34,11 @@ from mcp_lifecycle.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
-    from mcp_lifecycle.health import StatusReport
-    from mcp_lifecycle.launcher import StartResult, StopResult
-    from mcp_lifecycle.runtime import ServerRuntime
-    from mcp_lifecycle.settings import MCPServerSettings
-    from mcp_lifecycle.settings_view import LifecycleSettings
+    from mcp_lifecycle.control.health import StatusReport
+    from mcp_lifecycle.control.launcher import StartResult, StopResult
+    from mcp_lifecycle.server.runtime import ServerRuntime
+    from mcp_lifecycle.settings.model import MCPServerSettings
+    from mcp_lifecycle.settings.view import LifecycleSettings
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
@@ -135,7 +135,7 @@ class LifecycleCommands:
         self, ctx: typer.Context, settings: "MCPServerSettings", timeout: float | None, force: bool
     ) -> "StartResult":
         """Detached: the same CLI again in the foreground, on the same flags."""
-        from mcp_lifecycle.launcher import start_detached
+        from mcp_lifecycle.control.launcher import start_detached
 
         return start_detached(
             settings,
@@ -155,10 +155,10 @@ class LifecycleCommands:
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
-        from mcp_lifecycle.pid1 import split_if_pid_1
+        from mcp_lifecycle.server.pid1 import split_if_pid_1
 
         if os.getpid() == 1:  # in a container: an init in front, the server in a child
-            from mcp_lifecycle.launcher import python_command
+            from mcp_lifecycle.control.launcher import python_command
 
             split_if_pid_1(python_command(sys.argv[0], sys.argv[1:]))
 
@@ -191,16 +191,16 @@ class LifecycleCommands:
         ready_fd_text: str | None,
         detached_log: str | None,
     ) -> "ServerRuntime":
-        from mcp_lifecycle.files import ensure_cache_root
-        from mcp_lifecycle.launcher import clear_for_start
+        from mcp_lifecycle.control.launcher import clear_for_start
+        from mcp_lifecycle.files.paths import ServerPaths
+        from mcp_lifecycle.files.private import ensure_cache_root
         from mcp_lifecycle.logs import configure_logging
-        from mcp_lifecycle.paths import ServerPaths
-        from mcp_lifecycle.runtime import ServerRuntime
+        from mcp_lifecycle.server.runtime import ServerRuntime
 
         settings = self.factory.resolve_settings(flags).settings
         handler = self._require_handler()
         if settings.transport == "stdio":
-            from mcp_lifecycle.runtime import run_unmanaged
+            from mcp_lifecycle.server.runtime import run_unmanaged
 
             # stdout is the protocol channel: logs go to stderr only.
             configure_logging(settings.log_level, settings.log_file, settings.json_logs)
@@ -260,8 +260,8 @@ class LifecycleCommands:
     def _stop(
         self, settings: "LifecycleSettings", timeout: float | None, no_kill: bool
     ) -> "StopResult":
-        from mcp_lifecycle.launcher import stop_server
-        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.control.launcher import stop_server
+        from mcp_lifecycle.files.paths import ServerPaths
 
         return stop_server(
             ServerPaths.for_settings(settings),
@@ -273,8 +273,8 @@ class LifecycleCommands:
     def reload(
         self, ctx: typer.Context, timeout: TimeoutOption = None, as_json: JsonOption = False
     ) -> None:
-        from mcp_lifecycle.launcher import reload_server
-        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.control.launcher import reload_server
+        from mcp_lifecycle.files.paths import ServerPaths
 
         settings = self.fast_settings(ctx)
         result = reload_server(
@@ -315,7 +315,7 @@ class LifecycleCommands:
     # -- status and health ---------------------------------------------------------------
 
     def status(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.health import server_status
+        from mcp_lifecycle.control.health import server_status
 
         settings = self.fast_settings(ctx)
         report, _ = server_status(settings)
@@ -334,7 +334,11 @@ class LifecycleCommands:
         ] = False,
         as_json: JsonOption = False,
     ) -> None:
-        from mcp_lifecycle.health import health_from_snapshot, probe_health, probe_stdio_health
+        from mcp_lifecycle.control.health import (
+            health_from_snapshot,
+            probe_health,
+            probe_stdio_health,
+        )
 
         settings = self.fast_settings(ctx)
         if settings.transport == "stdio" and probe:
@@ -399,7 +403,7 @@ def _start_subcommand(ctx: Any) -> list[str]:
 
 
 def _python_command(ctx: Any) -> list[str]:
-    from mcp_lifecycle.launcher import python_command
+    from mcp_lifecycle.control.launcher import python_command
 
     return python_command(sys.argv[0], _start_subcommand(ctx))
 

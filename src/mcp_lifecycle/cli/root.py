@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mcp_lifecycle.cli.edge import Overrides, remember_invocation
+from mcp_lifecycle.cli.errors import Overrides, remember_invocation
 
 
 def root_options(

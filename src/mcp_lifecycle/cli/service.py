@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcp_lifecycle.cli.edge import LifecycleGroup, edge, overrides
+from mcp_lifecycle.cli.errors import LifecycleGroup, edge, overrides
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mcp_lifecycle.cli.factory import MCPServerCLIFactory
-    from mcp_lifecycle.service_files import ServiceInputs
-    from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.service.definitions import ServiceInputs
+    from mcp_lifecycle.settings.model import MCPServerSettings
 
 
 def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
@@ -46,8 +46,8 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
         import os
         import pwd
 
-        from mcp_lifecycle.files import ensure_cache_root
-        from mcp_lifecycle.service_files import systemd_unit, write_secrets
+        from mcp_lifecycle.files.private import ensure_cache_root
+        from mcp_lifecycle.service.definitions import systemd_unit, write_secrets
 
         settings, inputs = _inputs(factory, ctx)
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
@@ -109,7 +109,11 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
 
         import yaml
 
-        from mcp_lifecycle.service_files import kubernetes_manifests, secret_name, token_secret
+        from mcp_lifecycle.service.definitions import (
+            kubernetes_manifests,
+            secret_name,
+            token_secret,
+        )
 
         settings, inputs = _inputs(factory, ctx)
         argv = shlex.split(command) if command else [_console_script()]
@@ -147,7 +151,7 @@ def _inputs(
 ) -> "tuple[MCPServerSettings, ServiceInputs]":
     import os
 
-    from mcp_lifecycle.service_files import service_inputs
+    from mcp_lifecycle.service.definitions import service_inputs
 
     flags = overrides(ctx)
     settings = factory.resolve_settings(flags).settings
@@ -157,7 +161,7 @@ def _inputs(
             "(stdin would be /dev/null)",
             hint="let its MCP client start it with `start --foreground`",
         )
-    from mcp_lifecycle.config_sources import env_prefixes
+    from mcp_lifecycle.settings.sources import env_prefixes
 
     prefixes = env_prefixes(factory.env_prefix)
     return settings, service_inputs(type(settings), dict(os.environ), flags.values, prefixes)
@@ -166,7 +170,7 @@ def _inputs(
 def _own_command() -> list[str]:
     import sys
 
-    from mcp_lifecycle.launcher import python_command
+    from mcp_lifecycle.control.launcher import python_command
 
     return python_command(sys.argv[0], [])
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mcp_lifecycle.cli.edge import JsonOption, LifecycleGroup, echo_json, edge
+from mcp_lifecycle.cli.errors import JsonOption, LifecycleGroup, echo_json, edge
 
 app = typer.Typer(
     cls=LifecycleGroup,
@@ -43,7 +43,7 @@ def list_command(
 
     Example: mcp-lifecycle ls --json
     """
-    from mcp_lifecycle.registry import list_servers, state_root
+    from mcp_lifecycle.control.discovery import list_servers, state_root
 
     entries = list_servers(state_dir)
     if as_json:

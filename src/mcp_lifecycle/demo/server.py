@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mcp_lifecycle.cli import MCPServerCLIFactory
-from mcp_lifecycle.mcp_http import streamable_http_handler
+from mcp_lifecycle.transports.http_server import streamable_http_handler
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

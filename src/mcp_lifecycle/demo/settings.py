@@ -4,7 +4,7 @@ Kept apart from the CLI module and named to the factory as an import string, so 
 and `stop` never import pydantic-settings (see MCPServerCLIFactory).
 """
 
-from mcp_lifecycle.settings import MCPServerSettings
+from mcp_lifecycle.settings.model import MCPServerSettings
 
 
 class DemoSettings(MCPServerSettings):

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from mcp_lifecycle import control_socket
 from mcp_lifecycle.errors import CorruptFile, LifecycleError
-from mcp_lifecycle.files import read_no_follow, validate_cache_ownership
-from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
-from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.pidfile import lock_is_held, read_lock_record, read_pid_file, record_held_by
+from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mismatch_reason
+from mcp_lifecycle.files.name_socket import name_claim
+from mcp_lifecycle.files.paths import ServerPaths
+from mcp_lifecycle.files.pidfile import lock_is_held, read_lock_record, read_pid_file
+from mcp_lifecycle.files.private import read_no_follow, validate_cache_ownership
 
 # A server writes its record within microseconds of winning the lock; a reader that finds the
 # lock held but no record waits this long before calling the holder unverifiable.
@@ -88,44 +88,6 @@ def inspect_server(paths: ServerPaths) -> ServerState:
         pid_file_pid=file_pid,
         reason=f"process {file_pid} is gone (the server crashed or was killed)",
     )
-
-
-@dataclass(frozen=True)
-class NameClaim:
-    """Who holds the server's abstract name, and whether that is provably our server."""
-
-    holder: control_socket.Holder
-    identity: ProcessIdentity | None  # set only when the holder is proven to be the server
-
-    @property
-    def proven(self) -> bool:
-        return self.identity is not None
-
-    def describe(self) -> str:
-        who = f"PID {self.holder.pid} (uid {self.holder.uid})"
-        if self.proven:
-            return f"{who}, the server"
-        if self.holder.uid != os.getuid():
-            return f"{who}, another user's process"
-        return f"{who}, which holds no lock of this server"
-
-
-def name_claim(paths: ServerPaths) -> NameClaim | None:
-    """The holder of the server's abstract name, if any.
-
-    It is proven to be our server only as any server is: it runs as us and holds the server's
-    lock (a file called `<server>.lock`, even one deleted or moved since), whose record names it
-    with its own start time. Holding the name alone proves nothing: anyone can bind it.
-    """
-    holder = control_socket.holder(control_socket.address(paths.cache_root, paths.server_name))
-    if holder is None:
-        return None
-    identity = None
-    if holder.uid == os.getuid():
-        record = record_held_by(holder.pid, paths.lock.name)
-        if record is not None and mismatch_reason(holder.pid, record) is None:
-            identity = record
-    return NameClaim(holder, identity)
 
 
 def _named_holder(paths: ServerPaths, file_pid: int | None) -> ServerState | None:

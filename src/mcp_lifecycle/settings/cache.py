@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import LifecycleError
-from mcp_lifecycle.files import atomic_write, read_no_follow
+from mcp_lifecycle.files.private import atomic_write, read_no_follow
 
 ENV_PREFIX = "MCP_SERVER_"
 # platformdirs places the default cache root from these.
@@ -145,7 +145,7 @@ def _file_digest(path: Path) -> list[str] | None:
 
 def cacheable(settings_cls: type[Any]) -> bool:
     """Whether the class reads nothing but what the key covers."""
-    from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.settings.model import MCPServerSettings
 
     config = settings_cls.model_config
     if (

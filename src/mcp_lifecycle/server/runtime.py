@@ -14,10 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mcp_lifecycle import readiness, registry
-from mcp_lifecycle.access import ensure_token, read_token
-from mcp_lifecycle.control_socket import ControlSocket
-from mcp_lifecycle.control_socket import address as control_address
+from mcp_lifecycle.control import discovery
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
@@ -27,18 +24,22 @@ from mcp_lifecycle.errors import (
     os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
-from mcp_lifecycle.files import ensure_cache_root, open_folder, same_folder, through_fd
+from mcp_lifecycle.files.identity import current_identity
+from mcp_lifecycle.files.name_socket import address as control_address
+from mcp_lifecycle.files.paths import ServerPaths
+from mcp_lifecycle.files.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
+from mcp_lifecycle.files.private import ensure_cache_root, open_folder, same_folder, through_fd
+from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
 from mcp_lifecycle.handoff import HOOK_FAILED, READY_MESSAGE, failure_line, send_line
-from mcp_lifecycle.identity import current_identity
 from mcp_lifecycle.logs import set_level
-from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
-from mcp_lifecycle.settings_cache import lifecycle_values
-from mcp_lifecycle.signals import SignalHandler, keep_signals_for_the_main_thread
-from mcp_lifecycle.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
+from mcp_lifecycle.server import readiness
+from mcp_lifecycle.server.name_claim import NameSocket
+from mcp_lifecycle.server.signals import SignalHandler, keep_signals_for_the_main_thread
+from mcp_lifecycle.settings.cache import lifecycle_values
+from mcp_lifecycle.transports.access import ensure_token, read_token
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.settings.model import MCPServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class ServerRuntime:
             os.set_inheritable(ready_fd, False)  # the server's own children must not hold it open
         self._lock = ServerLock(self.paths.lock)
         self._restored_locks: list[ServerLock] = []
-        self._control = ControlSocket(control_address(self.paths.cache_root, settings.server_name))
+        self._control = NameSocket(control_address(self.paths.cache_root, settings.server_name))
         self._graceful_stop: Callable[[bool], None] | None = None
         self._shutdown_signals = 0
         self._in_handler = False
@@ -254,7 +255,7 @@ class ServerRuntime:
     def _claim_name(self) -> bool:
         """False if our server already runs under this name (its lock file deleted or moved,
         so our own lock proved nothing). Anyone else holding the name never stops us."""
-        from mcp_lifecycle.state import name_claim
+        from mcp_lifecycle.files.name_socket import name_claim
 
         for _ in range(_CLAIM_ATTEMPTS):
             if self._control.claim():
@@ -329,7 +330,7 @@ class ServerRuntime:
             self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
             remove_pid_file(self._files.pid, os.getpid())
             with contextlib.suppress(OSError, LifecycleError):
-                registry.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
+                discovery.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
         finally:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
@@ -425,9 +426,9 @@ class ServerRuntime:
         """Tell the registry where this server lives and with which settings, so it can be
         found by name from anywhere. A registry that cannot be written costs only that."""
         try:
-            registry.register(lifecycle_values(self.settings), os.getpid())
+            discovery.register(lifecycle_values(self.settings), os.getpid())
         except (OSError, LifecycleError) as exc:
-            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
+            logger.warning("could not register in %s: %s", discovery.running_dir(), exc)
 
     def _open_folder(self) -> None:
         """Open the cache root once and work through that descriptor, so that whatever later

@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import InsecurePathError
-from mcp_lifecycle.files import atomic_write, flock_exclusive, open_no_follow, read_no_follow
-from mcp_lifecycle.identity import boot_id
+from mcp_lifecycle.files.identity import boot_id
+from mcp_lifecycle.files.private import (
+    atomic_write,
+    flock_exclusive,
+    open_no_follow,
+    read_no_follow,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mcp_lifecycle.access import allowed_hosts, allowed_origins
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
-from mcp_lifecycle.service_files import HEALTHZ, READYZ
+from mcp_lifecycle.transports.access import allowed_hosts, allowed_origins
+from mcp_lifecycle.transports.endpoints import HEALTHZ, READYZ
 
 if TYPE_CHECKING:
     import socket
 
     from mcp.server.mcpserver import MCPServer
 
-    from mcp_lifecycle.runtime import ServerRuntime
+    from mcp_lifecycle.server.runtime import ServerRuntime
 
 
 def streamable_http_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], None]:
@@ -56,7 +56,7 @@ def fastmcp_handler(build_server: Callable[[], Any]) -> Callable[[], None]:
 
 
 def _http_settings() -> Any:
-    from mcp_lifecycle.runtime import current_runtime
+    from mcp_lifecycle.server.runtime import current_runtime
 
     settings = current_runtime().settings
     if settings.port is None:
@@ -78,8 +78,8 @@ def serve_asgi(app: Any) -> None:
 
     import uvicorn
 
-    from mcp_lifecycle.readiness import notify_ready
-    from mcp_lifecycle.runtime import current_runtime
+    from mcp_lifecycle.server.readiness import notify_ready
+    from mcp_lifecycle.server.runtime import current_runtime
 
     runtime = current_runtime()
     settings = _http_settings()
@@ -328,8 +328,6 @@ def _add_probe_routes(app: Any, runtime: ServerRuntime) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from mcp_lifecycle.service_files import HEALTHZ, READYZ
-
     async def healthz(request: Request) -> JSONResponse:
         alive = runtime.state != "failed"
         return JSONResponse(
@@ -352,7 +350,7 @@ def _bind(host: str, port: int) -> socket.socket:
     import errno
     import socket
 
-    from mcp_lifecycle import ports
+    from mcp_lifecycle.transports import ports
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -376,6 +374,6 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def probe_mcp(url: str, timeout: float, token: str | None = None) -> tuple[bool, str]:
     """A real MCP handshake with the server at `url`, with its token if it has one."""
-    from mcp_lifecycle.mcp_probe import handshake
+    from mcp_lifecycle.transports.probe import handshake
 
     return handshake(url, f"with {url}", timeout, token)

@@ -13,15 +13,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcp_lifecycle import control_socket, ports
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
-from mcp_lifecycle.files import validate_cache_ownership
-from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.settings_view import LifecycleSettings
+from mcp_lifecycle.files import name_socket
+from mcp_lifecycle.files.paths import ServerPaths
+from mcp_lifecycle.files.private import validate_cache_ownership
+from mcp_lifecycle.settings.view import LifecycleSettings
+from mcp_lifecycle.transports import ports
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.settings import MCPServerSettings
-from mcp_lifecycle.state import Condition, ServerState, inspect_server, name_claim
+    from mcp_lifecycle.settings.model import MCPServerSettings
+from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
 
 OK, WARN, ERROR = "ok", "warn", "error"
 DEPENDENCIES = ("mcp", "typer", "pydantic", "pydantic-settings", "psutil", "uvicorn", "PyYAML")
@@ -115,9 +116,9 @@ def _server_files(paths: ServerPaths) -> tuple[ServerState | None, Finding]:
 
 
 def _name(paths: ServerPaths) -> Finding:
-    claim = name_claim(paths)
+    claim = name_socket.name_claim(paths)
     if claim is None:
-        if control_socket.is_bound(control_socket.address(paths.cache_root, paths.server_name)):
+        if name_socket.is_bound(name_socket.address(paths.cache_root, paths.server_name)):
             return Finding(
                 "name",
                 WARN,
@@ -140,7 +141,7 @@ def _name(paths: ServerPaths) -> Finding:
 
 
 def _access(settings: MCPServerSettings) -> Finding:
-    from mcp_lifecycle.access import is_loopback
+    from mcp_lifecycle.transports.access import is_loopback
 
     if settings.auth == "token":
         return Finding("access", OK, "HTTP clients need the server's token (`client-config`)")

@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_lifecycle.config_sources import ENV_PREFIX
 from mcp_lifecycle.errors import ConfigurationError
-from mcp_lifecycle.files import TRUSTED_FOLDER_ENV
+from mcp_lifecycle.files.private import TRUSTED_FOLDER_ENV
+from mcp_lifecycle.settings.sources import ENV_PREFIX
+from mcp_lifecycle.transports.endpoints import HEALTHZ, READYZ
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.settings import MCPServerSettings
+    from mcp_lifecycle.settings.model import MCPServerSettings
 
-HEALTHZ = "/healthz"
-READYZ = "/readyz"
 # Time the engine gives `stop` beyond the server's own stop timeout before it SIGKILLs.
 _STOP_MARGIN_SECONDS = 5
 # What marks a setting as a secret even when it is typed as a plain str: a word of its name
@@ -206,7 +205,7 @@ def write_secrets(
     only root may change: written there directly when we are root; otherwise a private copy
     is written to the first writable path and the command that installs it is returned.
     """
-    from mcp_lifecycle.files import atomic_write, check_log_folder, ensure_private_folder
+    from mcp_lifecycle.files.private import atomic_write, check_log_folder, ensure_private_folder
 
     unit_path = Path(os.path.abspath(target or SYSTEM_SECRETS / f"{server_name}.env"))
     if any(_under(unit_path, path) for path in writable):

@@ -14,14 +14,14 @@ import stat
 from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile, InsecurePathError
-from mcp_lifecycle.files import (
+from mcp_lifecycle.files.identity import ProcessIdentity, current_identity
+from mcp_lifecycle.files.private import (
     atomic_write,
     flock_exclusive,
     not_a_file,
     open_no_follow,
     read_no_follow,
 )
-from mcp_lifecycle.identity import ProcessIdentity, current_identity
 
 # Linux caps pid_max at 2**22.
 PID_MAX = 4_194_304

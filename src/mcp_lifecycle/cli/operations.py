@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcp_lifecycle.cli.edge import (
+from mcp_lifecycle.cli.errors import (
     JsonOption,
     bad,
     echo_json,
@@ -71,7 +71,7 @@ class OperatorCommands:
             typer.echo(f"{name:<{width}}  {shown}  {style('# ' + row['from'], dim=True)}")
 
     def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.doctor import ERROR, OK, diagnose
+        from mcp_lifecycle.control.doctor import ERROR, OK, diagnose
 
         flags = overrides(ctx)
         findings = diagnose(lambda: self.factory.resolve_settings(flags).settings)
@@ -91,7 +91,7 @@ class OperatorCommands:
         raise typer.Exit(int(code))
 
     def version(self, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.doctor import versions
+        from mcp_lifecycle.control.doctor import versions
 
         found = versions()
         server = self.factory.server_version or found.get(self.factory.server_name)
@@ -118,9 +118,9 @@ class OperatorCommands:
             bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")
         ] = False,
     ) -> None:
-        from mcp_lifecycle.logtail import follow as follow_log
-        from mcp_lifecycle.logtail import last_lines
-        from mcp_lifecycle.paths import ServerPaths
+        from mcp_lifecycle.files.logtail import follow as follow_log
+        from mcp_lifecycle.files.logtail import last_lines
+        from mcp_lifecycle.files.paths import ServerPaths
 
         settings = self.factory.running_settings(overrides(ctx))
         path = ServerPaths.for_settings(settings).log

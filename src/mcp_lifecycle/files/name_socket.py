@@ -5,22 +5,27 @@ while the old server still runs. A name in Linux's abstract socket namespace can
 the kernel frees it when its last holder closes it, and SO_PEERCRED says which process that is.
 
 The name is predictable, so any local user can bind it first: holding it proves nothing by
-itself. `state.name_claim` decides whether its holder is our server (same user, and it holds
+itself. `name_claim` decides whether its holder is our server (same user, and it holds
 the server's lock with a matching identity record); a holder that is not never blocks a start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
 import struct
 import sys
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mcp_lifecycle.files.identity import ProcessIdentity, mismatch_reason
+from mcp_lifecycle.files.pidfile import record_held_by
+
+if TYPE_CHECKING:
+    from mcp_lifecycle.files.paths import ServerPaths
 
 SUPPORTED = sys.platform.startswith("linux")
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -44,68 +49,6 @@ class Holder:
 
     pid: int
     uid: int
-
-
-class ControlSocket:
-    """Held by the running server for its whole life, next to its flock."""
-
-    def __init__(self, name: bytes) -> None:
-        self.name = name
-        # The bound socket and the thread that answers on it, held together.
-        self._held: tuple[socket.socket, threading.Thread] | None = None
-
-    def claim(self) -> bool:
-        """False if another live process holds the name."""
-        if not SUPPORTED:
-            return True
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.bind(self.name)
-        except OSError as exc:
-            sock.close()
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-        sock.listen(16)
-        answerer = threading.Thread(
-            target=self._answer, args=(sock,), name="mcp-lifecycle-control", daemon=True
-        )
-        answerer.start()
-        self._held = (sock, answerer)
-        return True
-
-    @staticmethod
-    def _answer(sock: socket.socket) -> None:
-        # Checkers only need the connection (and its peer credentials): accept and close.
-        from mcp_lifecycle.signals import keep_signals_for_the_main_thread
-
-        keep_signals_for_the_main_thread()
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            conn.close()
-
-    def release(self) -> None:
-        """Give the name back; when this returns, the name is free."""
-        held, self._held = self._held, None
-        if held is None:
-            return
-        sock, answerer = held
-        # The kernel keeps the name while a thread sits in accept(): shutdown wakes it, and
-        # the name is free only once it has returned.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        answerer.join(timeout=_RELEASE_WAIT_SECONDS)
-        sock.close()
-
-    def forget(self) -> None:
-        """In a forked child: close our copy, so the name dies with the server."""
-        # The answering thread is the parent's: it does not run here.
-        held, self._held = self._held, None
-        if held is not None:
-            held[0].close()
 
 
 def is_bound(name: bytes) -> bool:
@@ -135,3 +78,41 @@ def holder(name: bytes, timeout: float = 0.5) -> Holder | None:
         except OSError:
             return None
     return Holder(pid, uid) if pid > 0 else None
+
+
+@dataclass(frozen=True)
+class NameClaim:
+    """Who holds the server's abstract name, and whether that is provably our server."""
+
+    holder: Holder
+    identity: ProcessIdentity | None  # set only when the holder is proven to be the server
+
+    @property
+    def proven(self) -> bool:
+        return self.identity is not None
+
+    def describe(self) -> str:
+        who = f"PID {self.holder.pid} (uid {self.holder.uid})"
+        if self.proven:
+            return f"{who}, the server"
+        if self.holder.uid != os.getuid():
+            return f"{who}, another user's process"
+        return f"{who}, which holds no lock of this server"
+
+
+def name_claim(paths: ServerPaths) -> NameClaim | None:
+    """The holder of the server's abstract name, if any.
+
+    It is proven to be our server only as any server is: it runs as us and holds the server's
+    lock (a file called `<server>.lock`, even one deleted or moved since), whose record names it
+    with its own start time. Holding the name alone proves nothing: anyone can bind it.
+    """
+    found = holder(address(paths.cache_root, paths.server_name))
+    if found is None:
+        return None
+    identity = None
+    if found.uid == os.getuid():
+        record = record_held_by(found.pid, paths.lock.name)
+        if record is not None and mismatch_reason(found.pid, record) is None:
+            identity = record
+    return NameClaim(found, identity)

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from mcp_lifecycle.files import open_private_append
+from mcp_lifecycle.files.private import open_private_append
 
 
 class PrivateLogHandler(logging.handlers.RotatingFileHandler):

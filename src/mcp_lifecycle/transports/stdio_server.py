@@ -21,7 +21,7 @@ def stdio_handler(build_server: Callable[[], MCPServer[Any]]) -> Callable[[], No
     def run() -> None:
         import anyio
 
-        from mcp_lifecycle.readiness import notify_ready
+        from mcp_lifecycle.server.readiness import notify_ready
 
         server = build_server()
         notify_ready()
@@ -36,7 +36,7 @@ def probe_stdio(
     """Spawn the server over stdio with the official client and list its tools."""
     from mcp.client.stdio import StdioServerParameters
 
-    from mcp_lifecycle.mcp_probe import handshake
+    from mcp_lifecycle.transports.probe import handshake
 
     params = StdioServerParameters(
         command=command[0], args=command[1:], env={**os.environ, **(env or {})}

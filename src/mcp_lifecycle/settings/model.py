@@ -24,7 +24,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from mcp_lifecycle.config_sources import (
+from mcp_lifecycle.errors import ConfigurationError
+from mcp_lifecycle.files.paths import server_name_problem
+from mcp_lifecycle.logs import LOG_LEVELS
+from mcp_lifecycle.settings.sources import (
     ENV_PREFIX,
     SHARED_FILE,
     Source,
@@ -33,10 +36,7 @@ from mcp_lifecycle.config_sources import (
     source_of,
     yaml_files_for,
 )
-from mcp_lifecycle.errors import ConfigurationError
-from mcp_lifecycle.logs import LOG_LEVELS
-from mcp_lifecycle.paths import server_name_problem
-from mcp_lifecycle.settings_view import default_cache_root
+from mcp_lifecycle.settings.view import default_cache_root
 
 logger = logging.getLogger(__name__)
 

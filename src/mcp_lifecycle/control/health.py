@@ -10,12 +10,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp_lifecycle import ports
+from mcp_lifecycle.control.inspect import Condition, inspect_server
 from mcp_lifecycle.errors import LifecycleError
-from mcp_lifecycle.identity import ProcessIdentity, boot_id
-from mcp_lifecycle.paths import ServerPaths
-from mcp_lifecycle.settings_view import LifecycleSettings
-from mcp_lifecycle.snapshot import (
+from mcp_lifecycle.files.identity import ProcessIdentity, boot_id
+from mcp_lifecycle.files.paths import ServerPaths
+from mcp_lifecycle.files.snapshot import (
     RuntimeHealthSnapshot,
     get_snapshot_age_seconds,
     is_snapshot_fresh,
@@ -23,7 +22,8 @@ from mcp_lifecycle.snapshot import (
     update_runtime_health,
     utc_now_iso,
 )
-from mcp_lifecycle.state import Condition, inspect_server
+from mcp_lifecycle.settings.view import LifecycleSettings
+from mcp_lifecycle.transports import ports
 
 # A probe returns True/None for healthy, False or a string (the problem) for unhealthy, or raises.
 Probe = Callable[[], bool | str | None]
@@ -159,7 +159,7 @@ def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | No
 
 
 def _token_of(paths: ServerPaths) -> str | None:
-    from mcp_lifecycle.access import read_token
+    from mcp_lifecycle.transports.access import read_token
 
     try:
         return read_token(paths.token)
@@ -205,7 +205,7 @@ def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> He
     )
     url = status.url
     if url and status.pid is not None:
-        from mcp_lifecycle.mcp_http import probe_mcp
+        from mcp_lifecycle.transports.http_server import probe_mcp
 
         responder = _responder_check(url, status.pid)
         if responder is not None:
@@ -229,7 +229,7 @@ def probe_stdio_health(
 ) -> HealthReport:
     """A stdio server has no running instance of its own to look at: start a private one over
     stdio, hand-shake with it, and run the registered probes."""
-    from mcp_lifecycle.mcp_stdio import probe_stdio
+    from mcp_lifecycle.transports.stdio_server import probe_stdio
 
     status, _ = server_status(settings)
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso(), stdio=True)

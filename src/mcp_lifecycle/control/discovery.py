@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mcp_lifecycle.control.inspect import inspect_server
 from mcp_lifecycle.errors import ConfigurationError, LifecycleError
-from mcp_lifecycle.files import atomic_write, ensure_cache_root, read_no_follow
-from mcp_lifecycle.paths import ServerPaths, server_name_problem
-from mcp_lifecycle.pidfile import lock_is_held
-from mcp_lifecycle.settings_cache import digest, well_formed
-from mcp_lifecycle.snapshot import get_snapshot_age_seconds, load_runtime_health
-from mcp_lifecycle.state import inspect_server
+from mcp_lifecycle.files.paths import ServerPaths, server_name_problem
+from mcp_lifecycle.files.pidfile import lock_is_held
+from mcp_lifecycle.files.private import atomic_write, ensure_cache_root, read_no_follow
+from mcp_lifecycle.files.snapshot import get_snapshot_age_seconds, load_runtime_health
+from mcp_lifecycle.settings.cache import digest, well_formed
 
 # Not a valid server name (it starts with '.'), so it never meets a server's default cache root.
 _RUNNING = ".running"
@@ -112,7 +112,7 @@ def registrations(server_name: str | None = None) -> list[Registration]:
 
 def _trusted(folder: Path) -> bool:
     """Whether the registry folder exists and is safe to trust (ours, private, safe parents)."""
-    from mcp_lifecycle.files import validate_cache_ownership
+    from mcp_lifecycle.files.private import validate_cache_ownership
 
     if not os.path.isdir(folder):
         return False

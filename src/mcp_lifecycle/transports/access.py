@@ -13,7 +13,7 @@ import ipaddress
 import secrets
 from pathlib import Path
 
-from mcp_lifecycle.files import atomic_write, read_no_follow
+from mcp_lifecycle.files.private import atomic_write, read_no_follow
 
 _TOKEN_BYTES = 32
 _MAX_TOKEN_FILE = 4096

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
@@ -30,11 +31,19 @@ from mcp_lifecycle.errors import (
     StopTimeout,
     error_for_exit_code,
 )
-from mcp_lifecycle.files import (
+from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mismatch_reason
+from mcp_lifecycle.files.paths import SNAPSHOT_NAME, ServerPaths
+from mcp_lifecycle.files.pidfile import StartLock, lock_is_held, remove_pid_file
+from mcp_lifecycle.files.private import (
     ensure_cache_root,
     open_private_append,
     read_no_follow,
     refuse_symlink,
+)
+from mcp_lifecycle.files.snapshot import (
+    RuntimeHealthSnapshot,
+    load_runtime_health,
+    update_runtime_health,
 )
 from mcp_lifecycle.handoff import (
     FAILED_PREFIX,
@@ -43,16 +52,7 @@ from mcp_lifecycle.handoff import (
     READY_FD_ENV,
     READY_MESSAGE,
 )
-from mcp_lifecycle.identity import ProcessIdentity, is_process_alive, mismatch_reason
-from mcp_lifecycle.paths import SNAPSHOT_NAME, ServerPaths
-from mcp_lifecycle.pidfile import StartLock, lock_is_held, remove_pid_file
-from mcp_lifecycle.settings_view import LifecycleSettings
-from mcp_lifecycle.snapshot import (
-    RuntimeHealthSnapshot,
-    load_runtime_health,
-    update_runtime_health,
-)
-from mcp_lifecycle.state import Condition, ServerState, inspect_server
+from mcp_lifecycle.settings.view import LifecycleSettings
 
 _LOG_TAIL_LINES = 20
 _KILL_GRACE_SECONDS = 2.0

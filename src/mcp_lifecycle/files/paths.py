@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mcp_lifecycle.settings_view import LifecycleSettings
+from typing import Protocol
 
 SNAPSHOT_NAME = "runtime_health.json"
 
@@ -29,13 +26,22 @@ def server_name_problem(name: str) -> str | None:
     return f"server name {shown!r} is not a safe file name: use {NAME_RULE}"
 
 
+class _Located(Protocol):
+    """What settings of any shape say about where a server lives."""
+
+    @property
+    def server_name(self) -> str: ...
+    @property
+    def resolved_cache_root(self) -> Path: ...
+
+
 @dataclass(frozen=True)
 class ServerPaths:
     server_name: str
     cache_root: Path
 
     @classmethod
-    def for_settings(cls, settings: LifecycleSettings) -> ServerPaths:
+    def for_settings(cls, settings: _Located) -> ServerPaths:
         return cls(settings.server_name, settings.resolved_cache_root)
 
     @property

@@ -1,0 +1,1 @@
+"""Service definitions: a systemd unit and Kubernetes manifests for a server."""
