@@ -1,14 +1,10 @@
 """`client-config` and `rotate-token`: what an MCP client needs, and a fresh token."""
 
-from typing import TYPE_CHECKING
-
 import typer
 
-from mcp_lifecycle.cli.errors import JsonOption, echo_json, edge, overrides
+from mcp_lifecycle.cli.errors import JsonOption, echo_json, edge
+from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
 
 PASTE_WHERE = (
     "Paste it into your MCP client's configuration: Claude Code reads .mcp.json in your "
@@ -17,12 +13,9 @@ PASTE_WHERE = (
 )
 
 
-class AccessCommands:
-    def __init__(self, factory: "MCPServerCLIFactory") -> None:
-        self.factory = factory
-
+class AccessCommands(Commands):
     def register(self, app: typer.Typer) -> None:
-        name = self.factory.server_name
+        name = self.name
         app.command(
             "client-config",
             help="Print what an MCP client needs to use this server: its URL and bearer "
@@ -41,7 +34,7 @@ class AccessCommands:
         from mcp_lifecycle.files.private import ensure_cache_root
         from mcp_lifecycle.transports.access import client_entry, ensure_token
 
-        settings = self.factory.running_settings(overrides(ctx))
+        settings = self.running(ctx)
         if settings.url is None:
             raise ConfigurationError(
                 f"{settings.server_name} serves no HTTP endpoint, so an MCP client starts it "
@@ -50,7 +43,7 @@ class AccessCommands:
             )
         paths = ServerPaths.for_settings(settings)
         token = None
-        if _auth(self.factory, ctx) == "token":
+        if self.settings(ctx).auth == "token":
             ensure_cache_root(paths.cache_root)
             token = ensure_token(paths.token)  # the server takes this one when it starts
         config = {"mcpServers": {settings.server_name: client_entry(settings.url, token)}}
@@ -66,7 +59,7 @@ class AccessCommands:
         from mcp_lifecycle.files.private import ensure_cache_root
         from mcp_lifecycle.transports.access import rotate_token
 
-        settings = self.factory.running_settings(overrides(ctx))
+        settings = self.running(ctx)
         paths = ServerPaths.for_settings(settings)
         ensure_cache_root(paths.cache_root)
         rotate_token(paths.token)
@@ -80,7 +73,3 @@ class AccessCommands:
                 f"The running server still takes the old one: run `{settings.server_name} "
                 "reload`, then give your clients the new `client-config`."
             )
-
-
-def _auth(factory: "MCPServerCLIFactory", ctx: typer.Context) -> str:
-    return str(factory.resolve_settings(overrides(ctx)).settings.auth)

@@ -8,8 +8,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +16,7 @@ from typer.exceptions import TyperException
 
 from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
 from mcp_lifecycle.exit_codes import ExitCode
+from mcp_lifecycle.settings.flags import Flags
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
@@ -125,45 +124,10 @@ def _remap_usage_error(exc: TyperException) -> None:
         exc.exit_code = int(ExitCode.CONFIGURATION_ERROR)
 
 
-@dataclass
-class Overrides:
-    """Settings given as flags: the values, and which flag gave each (for messages)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    flags: dict[str, str] = field(default_factory=dict)
-
-    def set(self, name: str, value: Any, flag: str) -> None:
-        self.values[name] = value
-        self.flags[name] = flag
-
-    def to_json(self) -> str:
-        return json.dumps({"values": self.values, "flags": self.flags}, default=str)
-
-    @classmethod
-    def from_json(cls, text: str) -> Overrides:
-        data = json.loads(text or "{}")
-        return cls(dict(data.get("values", {})), dict(data.get("flags", {})))
-
-    def merged(self, other: Overrides) -> Overrides:
-        return Overrides({**self.values, **other.values}, {**self.flags, **other.flags})
-
-
-# The global flags of the command running now, for code that has no Typer context at hand.
-_invocation: ContextVar[Overrides | None] = ContextVar("_invocation", default=None)
-
-
-def remember_invocation(flags: Overrides) -> None:
-    _invocation.set(flags)
-
-
-def invocation_flags() -> Overrides:
-    """The global flags of the command running now; none outside a command."""
-    return _invocation.get() or Overrides()
-
-
-def overrides(ctx: Any) -> Overrides:
+def command_flags(ctx: Any) -> Flags:
+    """The global flags of the command `ctx` belongs to."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, Overrides) else Overrides()
+    return obj if isinstance(obj, Flags) else Flags()
 
 
 def edge(fn: F) -> F:

@@ -3,7 +3,6 @@
 import logging
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,18 +11,17 @@ from mcp_lifecycle import handoff
 from mcp_lifecycle.cli.errors import (
     JsonOption,
     NoKillOption,
-    Overrides,
     TimeoutOption,
     bad,
+    command_flags,
     echo_json,
     edge,
     fail,
     good,
-    overrides,
     warn,
 )
+from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import (
-    ConfigurationError,
     LifecycleError,
     NotRunning,
     ServerFailed,
@@ -31,30 +29,21 @@ from mcp_lifecycle.errors import (
     os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
+from mcp_lifecycle.settings.fields import LifecycleFields
+from mcp_lifecycle.settings.flags import Flags
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.control.health import StatusReport
     from mcp_lifecycle.control.launcher import StartResult, StopResult
     from mcp_lifecycle.server.runtime import ServerRuntime
     from mcp_lifecycle.settings.model import MCPServerSettings
-    from mcp_lifecycle.settings.view import LifecycleSettings
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
 
-class LifecycleCommands:
-    def __init__(self, factory: "MCPServerCLIFactory") -> None:
-        self.factory = factory
-
-    def settings(self, ctx: typer.Context) -> "MCPServerSettings":
-        return self.factory.resolve_settings(overrides(ctx)).settings
-
-    def fast_settings(self, ctx: typer.Context) -> "LifecycleSettings":
-        return self.factory.running_settings(overrides(ctx))
-
+class LifecycleCommands(Commands):
     def register(self, app: typer.Typer) -> None:
-        name = self.factory.server_name
+        name = self.name
         app.command(
             "start",
             help="Start the server, detached, and wait until it is ready.\n\n"
@@ -111,7 +100,7 @@ class LifecycleCommands:
                 fail(exc.message, exc.hint, int(exc.exit_code), False, tail)
             return
         settings = self.settings(ctx)
-        self._require_handler()
+        self.require_handler()
         result = self._start(ctx, settings, timeout, force)
         if as_json:
             echo_json(
@@ -138,20 +127,12 @@ class LifecycleCommands:
         from mcp_lifecycle.control.launcher import start_detached
 
         return start_detached(
-            settings,
+            LifecycleFields.of(settings),
             _python_command(ctx),
-            {handoff.OVERRIDES_ENV: overrides(ctx).to_json()},
+            {handoff.OVERRIDES_ENV: command_flags(ctx).to_json()},
             timeout or settings.startup_timeout_seconds,
             force,
         )
-
-    def _require_handler(self) -> Callable[[], None]:
-        if self.factory.start_handler is None:
-            raise ConfigurationError(
-                f"{self.factory.server_name} has no start handler",
-                hint="pass start_handler= to MCPServerCLIFactory",
-            )
-        return self.factory.start_handler
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
         from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
@@ -164,8 +145,8 @@ class LifecycleCommands:
 
         # A detached start hands over its flags, readiness pipe and log; they are ours alone,
         # not for the server's own children.
-        flags = Overrides.from_json(os.environ.pop(handoff.OVERRIDES_ENV, "")).merged(
-            overrides(ctx)
+        flags = Flags.from_json(os.environ.pop(handoff.OVERRIDES_ENV, "")).merged(
+            command_flags(ctx)
         )
         ready_fd_text = os.environ.pop(READY_FD_ENV, None)
         detached_log = os.environ.pop(LOG_ENV, None)
@@ -186,7 +167,7 @@ class LifecycleCommands:
 
     def _prepare_runtime(
         self,
-        flags: Overrides,
+        flags: Flags,
         force: bool,
         ready_fd_text: str | None,
         detached_log: str | None,
@@ -197,8 +178,8 @@ class LifecycleCommands:
         from mcp_lifecycle.logs import configure_logging
         from mcp_lifecycle.server.runtime import ServerRuntime
 
-        settings = self.factory.resolve_settings(flags).settings
-        handler = self._require_handler()
+        settings = self.loader.load(flags)
+        handler = self.require_handler()
         if settings.transport == "stdio":
             from mcp_lifecycle.server.runtime import run_unmanaged
 
@@ -231,8 +212,8 @@ class LifecycleCommands:
         return ServerRuntime(
             settings,
             handler,
-            reload_settings=lambda: self.factory.resolve_settings(flags).settings,
-            reload_handler=self.factory.reload_handler,
+            reload_settings=lambda: self.loader.load(flags),
+            reload_handler=self.hooks.reload_handler,
             ready_fd=int(ready_fd_text) if ready_fd_text else None,
         )
 
@@ -245,7 +226,7 @@ class LifecycleCommands:
         no_kill: NoKillOption = False,
         as_json: JsonOption = False,
     ) -> None:
-        settings = self.fast_settings(ctx)
+        settings = self.running(ctx)
         result = self._stop(settings, timeout, no_kill)
         if as_json:
             echo_json(
@@ -258,7 +239,7 @@ class LifecycleCommands:
         )
 
     def _stop(
-        self, settings: "LifecycleSettings", timeout: float | None, no_kill: bool
+        self, settings: LifecycleFields, timeout: float | None, no_kill: bool
     ) -> "StopResult":
         from mcp_lifecycle.control.launcher import stop_server
         from mcp_lifecycle.files.paths import ServerPaths
@@ -267,7 +248,7 @@ class LifecycleCommands:
             ServerPaths.for_settings(settings),
             timeout or settings.stop_timeout_seconds,
             kill=not no_kill,
-            stop_handler=self.factory.stop_handler,
+            stop_handler=self.hooks.stop_handler,
         )
 
     def reload(
@@ -276,7 +257,7 @@ class LifecycleCommands:
         from mcp_lifecycle.control.launcher import reload_server
         from mcp_lifecycle.files.paths import ServerPaths
 
-        settings = self.fast_settings(ctx)
+        settings = self.running(ctx)
         result = reload_server(
             ServerPaths.for_settings(settings), timeout or settings.stop_timeout_seconds
         )
@@ -293,10 +274,10 @@ class LifecycleCommands:
         as_json: JsonOption = False,
     ) -> None:
         settings = self.settings(ctx)
-        self._require_handler()
+        self.require_handler()
         stopped: dict[str, Any]
         try:
-            result = self._stop(settings, timeout, no_kill)
+            result = self._stop(LifecycleFields.of(settings), timeout, no_kill)
             stopped = {"pid": result.pid, "forced": result.forced}
         except (NotRunning, StalePid) as exc:
             stopped = {"note": exc.message}
@@ -317,7 +298,7 @@ class LifecycleCommands:
     def status(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.control.health import server_status
 
-        settings = self.fast_settings(ctx)
+        settings = self.running(ctx)
         report, _ = server_status(settings)
         code = status_code(report.condition, report.snapshot_fresh)
         if as_json:
@@ -340,18 +321,18 @@ class LifecycleCommands:
             probe_stdio_health,
         )
 
-        settings = self.fast_settings(ctx)
+        settings = self.running(ctx)
         if settings.transport == "stdio" and probe:
             # The private instance runs on the same flags, as a stdio server whatever they say.
-            child = overrides(ctx).merged(Overrides({"transport": "stdio"}, {}))
+            child = command_flags(ctx).merged(Flags({"transport": "stdio"}, {}))
             report = probe_stdio_health(
                 settings,
                 _python_command(ctx),
-                self.factory.probes,
+                self.hooks.probes,
                 {handoff.OVERRIDES_ENV: child.to_json()},
             )
         elif probe:
-            report = probe_health(settings, self.factory.probes)
+            report = probe_health(settings, self.hooks.probes)
         else:
             report = health_from_snapshot(settings)
         status = report.status

@@ -1,32 +1,27 @@
 """config, doctor, version, logs: the operator's commands."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mcp_lifecycle.cli.errors import (
     JsonOption,
     bad,
+    command_flags,
     echo_json,
     edge,
     good,
-    overrides,
     style,
     warn,
 )
+from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import NotRunning
 from mcp_lifecycle.exit_codes import ExitCode
 
-if TYPE_CHECKING:
-    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
 
-
-class OperatorCommands:
-    def __init__(self, factory: "MCPServerCLIFactory") -> None:
-        self.factory = factory
-
+class OperatorCommands(Commands):
     def register(self, app: typer.Typer) -> None:
-        name = self.factory.server_name
+        name = self.name
         app.command(
             "config",
             help="Show every effective setting and where its value came from.\n\n"
@@ -49,7 +44,7 @@ class OperatorCommands:
         )(edge(self.logs))
 
     def config(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        resolved = self.factory.resolve_settings(overrides(ctx))
+        resolved = self.resolved(ctx)
         settings = resolved.settings
         rows = {}
         for name in type(settings).model_fields:
@@ -73,8 +68,8 @@ class OperatorCommands:
     def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.control.doctor import ERROR, OK, diagnose
 
-        flags = overrides(ctx)
-        findings = diagnose(lambda: self.factory.resolve_settings(flags).settings)
+        flags = command_flags(ctx)
+        findings = diagnose(lambda: self.loader.load(flags))
         failed = any(finding.level == ERROR for finding in findings)
         code = ExitCode.GENERAL_ERROR if failed else ExitCode.SUCCESS
         if as_json:
@@ -94,9 +89,9 @@ class OperatorCommands:
         from mcp_lifecycle.control.doctor import versions
 
         found = versions()
-        server = self.factory.server_version or found.get(self.factory.server_name)
+        server = self.hooks.server_version or found.get(self.name)
         data = {
-            "server": self.factory.server_name,
+            "server": self.name,
             "server_version": server,
             "mcp_lifecycle": found["mcp-lifecycle"],
             "mcp_sdk": found["mcp"],
@@ -105,7 +100,7 @@ class OperatorCommands:
         if as_json:
             echo_json(data)
             return
-        typer.echo(f"{self.factory.server_name} {server or '(version unknown)'}")
+        typer.echo(f"{self.name} {server or '(version unknown)'}")
         typer.echo(f"mcp-lifecycle {found['mcp-lifecycle']}")
         typer.echo(f"mcp (SDK) {found['mcp'] or 'not installed'}")
         typer.echo(f"python {found['python']}")
@@ -122,7 +117,7 @@ class OperatorCommands:
         from mcp_lifecycle.files.logtail import last_lines
         from mcp_lifecycle.files.paths import ServerPaths
 
-        settings = self.factory.running_settings(overrides(ctx))
+        settings = self.running(ctx)
         path = ServerPaths.for_settings(settings).log
         if not path.exists():
             raise NotRunning(f"no log at {path}", hint="the log is written by a detached `start`")

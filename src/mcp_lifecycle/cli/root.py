@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mcp_lifecycle.cli.errors import Overrides, remember_invocation
+from mcp_lifecycle.settings.flags import Flags, remember_invocation
 
 
 def root_options(
@@ -45,7 +45,7 @@ def root_options(
         ),
     ] = None,
 ) -> None:
-    flags = Overrides()
+    flags = Flags()
     for item in set_values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

@@ -5,17 +5,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcp_lifecycle.cli.errors import LifecycleGroup, edge, overrides
+from mcp_lifecycle.cli.errors import LifecycleGroup, command_flags, edge
+from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from mcp_lifecycle.cli.factory import MCPServerCLIFactory
     from mcp_lifecycle.service.definitions import ServiceInputs
     from mcp_lifecycle.settings.model import MCPServerSettings
 
 
-def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
-    name = factory.server_name
+class ServiceCommands(Commands):
+    def register(self, app: typer.Typer) -> None:
+        _register(app, self)
+
+
+def _register(app: typer.Typer, commands: Commands) -> None:
+    name = commands.name
     service = typer.Typer(
         cls=LifecycleGroup,
         help="Print a service definition that runs this server under systemd or Kubernetes. "
@@ -49,7 +54,7 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
         from mcp_lifecycle.files.private import ensure_cache_root
         from mcp_lifecycle.service.definitions import systemd_unit, write_secrets
 
-        settings, inputs = _inputs(factory, ctx)
+        settings, inputs = _inputs(commands, ctx)
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
         cache_root = ensure_cache_root(settings.resolved_cache_root)
         uid = os.getuid()
@@ -115,7 +120,7 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
             token_secret,
         )
 
-        settings, inputs = _inputs(factory, ctx)
+        settings, inputs = _inputs(commands, ctx)
         argv = shlex.split(command) if command else [_console_script()]
         resources = {
             "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -146,15 +151,13 @@ def register_service(app: typer.Typer, factory: "MCPServerCLIFactory") -> None:
     app.add_typer(service, name="service")
 
 
-def _inputs(
-    factory: "MCPServerCLIFactory", ctx: typer.Context
-) -> "tuple[MCPServerSettings, ServiceInputs]":
+def _inputs(commands: Commands, ctx: typer.Context) -> "tuple[MCPServerSettings, ServiceInputs]":
     import os
 
     from mcp_lifecycle.service.definitions import service_inputs
 
-    flags = overrides(ctx)
-    settings = factory.resolve_settings(flags).settings
+    flags = command_flags(ctx)
+    settings = commands.loader.load(flags)
     if settings.transport == "stdio":
         raise ConfigurationError(
             f"{settings.server_name} speaks MCP over stdio: no service manager can run it "
@@ -163,7 +166,7 @@ def _inputs(
         )
     from mcp_lifecycle.settings.sources import env_prefixes
 
-    prefixes = env_prefixes(factory.env_prefix)
+    prefixes = env_prefixes(commands.loader.env_prefix)
     return settings, service_inputs(type(settings), dict(os.environ), flags.values, prefixes)
 
 

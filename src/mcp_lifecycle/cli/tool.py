@@ -43,7 +43,8 @@ def list_command(
 
     Example: mcp-lifecycle ls --json
     """
-    from mcp_lifecycle.control.discovery import list_servers, state_root
+    from mcp_lifecycle.control.discovery import list_servers
+    from mcp_lifecycle.files.paths import state_root
 
     entries = list_servers(state_dir)
     if as_json:

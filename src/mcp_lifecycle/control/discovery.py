@@ -1,5 +1,5 @@
-"""The user's servers: a registry of running ones, written by each server at start, and how
-each one is doing.
+"""Finding the user's servers: the running one of a name (through the registry of running
+servers), and every server with how it is doing.
 
 The registry lets `status`, `stop`, `health`, `logs` and `reload` find a running server by name
 from any working directory, with whatever cache root it was given, even after its settings
@@ -10,7 +10,6 @@ always, by its lock and identity record.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -19,108 +18,19 @@ from typing import Any
 
 from mcp_lifecycle.control.inspect import inspect_server
 from mcp_lifecycle.errors import ConfigurationError, LifecycleError
-from mcp_lifecycle.files.paths import ServerPaths, server_name_problem
+from mcp_lifecycle.files.paths import (
+    ServerPaths,
+    default_cache_root,
+    server_name_problem,
+    state_root,
+)
 from mcp_lifecycle.files.pidfile import lock_is_held
-from mcp_lifecycle.files.private import atomic_write, ensure_cache_root, read_no_follow
+from mcp_lifecycle.files.registry import Registration, registrations
 from mcp_lifecycle.files.snapshot import get_snapshot_age_seconds, load_runtime_health
-from mcp_lifecycle.settings.cache import digest, well_formed
-
-# Not a valid server name (it starts with '.'), so it never meets a server's default cache root.
-_RUNNING = ".running"
-_MAX_ENTRY_BYTES = 65536
-
-
-def state_root() -> Path:
-    """Where servers with the default cache root live (one folder each)."""
-    from platformdirs import user_state_path
-
-    return user_state_path("mcp-lifecycle")
-
-
-def running_dir() -> Path:
-    return state_root() / _RUNNING
-
-
-@dataclass(frozen=True)
-class Registration:
-    """A server as it registered at start: where it lives and the settings it runs with."""
-
-    server: str
-    cache_root: Path
-    pid: int
-    settings: dict[str, Any]
-
-    @property
-    def paths(self) -> ServerPaths:
-        return ServerPaths(self.server, self.cache_root)
-
-
-def _entry_path(server_name: str, cache_root: Path) -> Path:
-    key = digest(os.path.realpath(cache_root).encode())
-    return running_dir() / f"{server_name}@{key}.json"
-
-
-def register(values: dict[str, Any], pid: int) -> None:
-    """Record a running server (its lifecycle settings `values`); raises OSError or
-    LifecycleError when the registry cannot be written."""
-    cache_root = Path(values["resolved_cache_root"])
-    ensure_cache_root(running_dir())
-    entry = {"server": values["server_name"], "pid": pid, "settings": values}
-    atomic_write(_entry_path(values["server_name"], cache_root), json.dumps(entry).encode())
-
-
-def unregister(server_name: str, cache_root: Path, pid: int) -> None:
-    """Forget the server, if the entry is still the one `pid` wrote."""
-    path = _entry_path(server_name, cache_root)
-    found = _read(path)
-    if found is not None and found.pid == pid:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def _read(path: Path) -> Registration | None:
-    try:
-        data = read_no_follow(path, _MAX_ENTRY_BYTES)
-        entry = json.loads(data) if data else None
-    except (OSError, LifecycleError, ValueError):
-        return None
-    if not isinstance(entry, dict):
-        return None
-    server, pid, values = entry.get("server"), entry.get("pid"), entry.get("settings")
-    if (
-        not isinstance(server, str)
-        or server_name_problem(server) is not None
-        or type(pid) is not int
-        or not well_formed(values, server)
-    ):
-        return None
-    assert isinstance(values, dict)
-    return Registration(server, Path(values["resolved_cache_root"]), pid, values)
-
-
-def registrations(server_name: str | None = None) -> list[Registration]:
-    """Every well-formed entry (for `server_name`, if given), running or not."""
-    folder = running_dir()
-    try:
-        names = sorted(os.listdir(folder)) if _trusted(folder) else []
-    except OSError:
-        return []
-    prefix = f"{server_name}@" if server_name else ""
-    found = (_read(folder / name) for name in names if name.startswith(prefix))
-    return [entry for entry in found if entry is not None]
-
-
-def _trusted(folder: Path) -> bool:
-    """Whether the registry folder exists and is safe to trust (ours, private, safe parents)."""
-    from mcp_lifecycle.files.private import validate_cache_ownership
-
-    if not os.path.isdir(folder):
-        return False
-    try:
-        validate_cache_ownership(folder)
-    except LifecycleError:
-        return False
-    return True
+from mcp_lifecycle.settings.fields import LifecycleFields
+from mcp_lifecycle.settings.flags import Flags, invocation_flags
+from mcp_lifecycle.settings.loader import SettingsLoader
+from mcp_lifecycle.settings.sources import env_prefixes, env_variable
 
 
 def find_running(server_name: str, cache_root: Path | None = None) -> Registration | None:
@@ -142,6 +52,62 @@ def find_running(server_name: str, cache_root: Path | None = None) -> Registrati
             hint="say which with --cache-root",
         )
     return alive[0] if alive else None
+
+
+@dataclass(frozen=True)
+class Located:
+    """The settings of the server a command acts on, and what the user should hear about how
+    it was found (None: by its settings, as usual)."""
+
+    fields: LifecycleFields
+    note: str | None = None
+
+
+def locate(loader: SettingsLoader, flags: Flags | None = None) -> Located:
+    """The server `status`, `stop`, `health`, `logs` and `reload` act on: the one these
+    settings name, unless the registry knows better. A server that runs with another cache root
+    than these settings name, or whose settings files broke since it started, is found by its
+    name."""
+    flags = flags if flags is not None else invocation_flags()
+    name = loader.server_name
+    variable = env_variable("cache_root", env_prefixes(loader.env_prefix))
+    pinned = flags.values.get("cache_root") or (os.environ[variable] if variable else None)
+    try:
+        fields = loader.fields(flags)
+    except ConfigurationError as exc:
+        found = _running_fields(name, Path(pinned) if pinned else None)
+        if found is None:
+            raise
+        return Located(
+            found[1],
+            f"Warning: {exc.message}\n  Acting on the running {name} (PID {found[0].pid}) "
+            "with the settings it started with; fix the settings before its next start.",
+        )
+    # Only a server on the default cache root may be looked for elsewhere: one whose settings
+    # name a cache root (any layer) means that one, even when nothing runs there.
+    if pinned or fields.resolved_cache_root != default_cache_root(name):
+        return Located(fields)
+    try:
+        if lock_is_held(ServerPaths.for_settings(fields).lock):
+            return Located(fields)
+    except LifecycleError:
+        return Located(fields)  # the command itself will say what is wrong there
+    found = _running_fields(name)
+    if found is None:
+        return Located(fields)
+    return Located(
+        found[1],
+        f"Note: {name} runs with the cache root {found[0].cache_root} (found by its name); "
+        "acting on it.",
+    )
+
+
+def _running_fields(
+    server_name: str, cache_root: Path | None = None
+) -> tuple[Registration, LifecycleFields] | None:
+    found = find_running(server_name, cache_root)
+    fields = None if found is None else LifecycleFields.from_json(found.settings, server_name)
+    return None if found is None or fields is None else (found, fields)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
 from mcp_lifecycle.files import name_socket
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.private import validate_cache_ownership
-from mcp_lifecycle.settings.view import LifecycleSettings
+from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.transports import ports
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def diagnose(load: Callable[[], MCPServerSettings]) -> list[Finding]:
         findings.append(finding)
         findings.append(_name(paths))
     if settings.port is not None:
-        findings.append(_port(settings, state))
+        findings.append(_port(LifecycleFields.of(settings), state))
         findings.append(_access(settings))
     findings.append(_log_file(paths.log, "server log"))
     if settings.log_file is not None:
@@ -161,7 +161,7 @@ def _access(settings: MCPServerSettings) -> Finding:
     )
 
 
-def _port(settings: LifecycleSettings, state: ServerState | None) -> Finding:
+def _port(settings: LifecycleFields, state: ServerState | None) -> Finding:
     port = settings.port
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -22,7 +22,7 @@ from mcp_lifecycle.files.snapshot import (
     update_runtime_health,
     utc_now_iso,
 )
-from mcp_lifecycle.settings.view import LifecycleSettings
+from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.transports import ports
 
 # A probe returns True/None for healthy, False or a string (the problem) for unhealthy, or raises.
@@ -94,7 +94,7 @@ class HealthReport:
         }
 
 
-def server_status(settings: LifecycleSettings) -> tuple[StatusReport, RuntimeHealthSnapshot]:
+def server_status(settings: LifecycleFields) -> tuple[StatusReport, RuntimeHealthSnapshot]:
     paths = ServerPaths.for_settings(settings)
     state = inspect_server(paths)
     snapshot = RuntimeHealthSnapshot()
@@ -171,7 +171,7 @@ def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> b
     return identity is not None and 0 <= time.time() - identity.create_time <= startup_timeout
 
 
-def health_from_snapshot(settings: LifecycleSettings) -> HealthReport:
+def health_from_snapshot(settings: LifecycleFields) -> HealthReport:
     """Health as the snapshot records it, including the last probe if it is recent."""
     status, snapshot = server_status(settings)
     report = HealthReport(status=status)
@@ -194,7 +194,7 @@ def health_from_snapshot(settings: LifecycleSettings) -> HealthReport:
     return report
 
 
-def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> HealthReport:
+def probe_health(settings: LifecycleFields, probes: Mapping[str, Probe]) -> HealthReport:
     """Run live checks now and record them in the snapshot for later `health` calls."""
     status, _ = server_status(settings)
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
@@ -222,7 +222,7 @@ def probe_health(settings: LifecycleSettings, probes: Mapping[str, Probe]) -> He
 
 
 def probe_stdio_health(
-    settings: LifecycleSettings,
+    settings: LifecycleFields,
     command: list[str],
     probes: Mapping[str, Probe],
     env: Mapping[str, str],
@@ -285,7 +285,7 @@ def _timed(name: str, run: Callable[[], tuple[bool, str]]) -> Check:
     return Check(name, ok, detail, round((time.monotonic() - began) * 1000, 1))
 
 
-def _record(settings: LifecycleSettings, pid: int | None, report: HealthReport) -> None:
+def _record(settings: LifecycleFields, pid: int | None, report: HealthReport) -> None:
     paths = ServerPaths.for_settings(settings)
 
     def mutate(snapshot: RuntimeHealthSnapshot) -> None:

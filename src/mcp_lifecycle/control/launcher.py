@@ -52,7 +52,7 @@ from mcp_lifecycle.handoff import (
     READY_FD_ENV,
     READY_MESSAGE,
 )
-from mcp_lifecycle.settings.view import LifecycleSettings
+from mcp_lifecycle.settings.fields import LifecycleFields
 
 _LOG_TAIL_LINES = 20
 _KILL_GRACE_SECONDS = 2.0
@@ -119,7 +119,7 @@ def _remove_stale(paths: ServerPaths, state: ServerState) -> None:
 
 
 def start_detached(
-    settings: LifecycleSettings,
+    settings: LifecycleFields,
     command: list[str],
     env: dict[str, str],
     timeout: float,
@@ -165,7 +165,7 @@ def _rotate_log(path: Path, max_bytes: int, backups: int) -> None:
 
 
 def _spawn_and_wait(
-    settings: LifecycleSettings,
+    settings: LifecycleFields,
     paths: ServerPaths,
     command: list[str],
     extra_env: dict[str, str],

@@ -18,6 +18,19 @@ NAME_RULE = (
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX_LENGTH - 1}}}")
 
 
+def state_root() -> Path:
+    """The user's state folder for mcp-lifecycle: servers with the default cache root live
+    there (one folder each), and so does the registry of running servers."""
+    from platformdirs import user_state_path
+
+    return user_state_path("mcp-lifecycle")
+
+
+def default_cache_root(server_name: str) -> Path:
+    """Where a server lives unless its settings say otherwise."""
+    return state_root() / server_name
+
+
 def server_name_problem(name: str) -> str | None:
     """Why `name` cannot name a server; None when it can."""
     if _NAME.fullmatch(name):

@@ -9,6 +9,7 @@ import os
 import stat
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from mcp_lifecycle.errors import InsecurePathError
@@ -300,3 +301,9 @@ def read_no_follow(path: Path, max_bytes: int) -> bytes | None:
         return os.read(fd, max_bytes)
     finally:
         os.close(fd)
+
+
+def digest(data: bytes) -> str:
+    """A short digest of `data` for file names and cache keys (not for security)."""
+    # zlib, not hashlib: hashlib loads OpenSSL, 2 ms of every `status`.
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"

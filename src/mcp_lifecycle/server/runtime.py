@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mcp_lifecycle.control import discovery
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
@@ -24,6 +23,7 @@ from mcp_lifecycle.errors import (
     os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
+from mcp_lifecycle.files import registry
 from mcp_lifecycle.files.identity import current_identity
 from mcp_lifecycle.files.name_socket import address as control_address
 from mcp_lifecycle.files.paths import ServerPaths
@@ -35,7 +35,7 @@ from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.server import readiness
 from mcp_lifecycle.server.name_claim import NameSocket
 from mcp_lifecycle.server.signals import SignalHandler, keep_signals_for_the_main_thread
-from mcp_lifecycle.settings.cache import lifecycle_values
+from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.transports.access import ensure_token, read_token
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class ServerRuntime:
             self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
             remove_pid_file(self._files.pid, os.getpid())
             with contextlib.suppress(OSError, LifecycleError):
-                discovery.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
+                registry.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
         finally:
             self._close_ready_fd()
             readiness.set_ready_callback(None)
@@ -426,9 +426,9 @@ class ServerRuntime:
         """Tell the registry where this server lives and with which settings, so it can be
         found by name from anywhere. A registry that cannot be written costs only that."""
         try:
-            discovery.register(lifecycle_values(self.settings), os.getpid())
+            registry.register(LifecycleFields.of(self.settings).to_json(), os.getpid())
         except (OSError, LifecycleError) as exc:
-            logger.warning("could not register in %s: %s", discovery.running_dir(), exc)
+            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
 
     def _open_folder(self) -> None:
         """Open the cache root once and work through that descriptor, so that whatever later

@@ -22,66 +22,19 @@ import os
 import re
 import stat
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import LifecycleError
-from mcp_lifecycle.files.private import atomic_write, read_no_follow
+from mcp_lifecycle.files.private import atomic_write, digest, read_no_follow
+from mcp_lifecycle.settings.fields import LifecycleFields
+from mcp_lifecycle.settings.sources import ENV_PREFIX
 
-ENV_PREFIX = "MCP_SERVER_"
 # platformdirs places the default cache root from these.
 _PLACEMENT_VARIABLES = ("HOME", "XDG_STATE_HOME")
 _KEEP = 64
 _MAX_FILE_BYTES = 1_048_576
 _ENTRY_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
-# What a lifecycle command reads, with its JSON type: anything else in an entry is refused.
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "server_name": (str,),
-    "health_ttl_seconds": (int, float),
-    "startup_timeout_seconds": (int, float),
-    "stop_timeout_seconds": (int, float),
-    "probe_timeout_seconds": (int, float),
-    "stale_pid_action": (str,),
-    "host": (str,),
-    "log_max_bytes": (int,),
-    "log_backup_count": (int,),
-    "resolved_cache_root": (str,),
-    "heartbeat_interval": (int, float),
-}
-_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
-    "port": (int,),
-    "url": (str,),
-    "transport": (str,),
-}
-
-
-# The settings the hot commands read: all a cached entry (or a registration) holds; no secrets,
-# no author fields.
-LIFECYCLE_FIELDS = (
-    "server_name",
-    "health_ttl_seconds",
-    "startup_timeout_seconds",
-    "stop_timeout_seconds",
-    "probe_timeout_seconds",
-    "stale_pid_action",
-    "transport",
-    "host",
-    "port",
-    "log_max_bytes",
-    "log_backup_count",
-)
-
-
-def lifecycle_values(settings: Any) -> dict[str, Any]:
-    """What the lifecycle commands need of `settings`, as JSON-ready values."""
-    values = {name: getattr(settings, name) for name in LIFECYCLE_FIELDS}
-    values.update(
-        resolved_cache_root=str(settings.resolved_cache_root),
-        heartbeat_interval=settings.heartbeat_interval,
-        url=settings.url,
-    )
-    return values
 
 
 def cache_dir() -> Path:
@@ -96,11 +49,6 @@ def _private(directory: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
-
-
-def digest(data: bytes) -> str:
-    # zlib, not hashlib: hashlib loads OpenSSL, 2 ms of every `status`.
-    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def key(
@@ -202,7 +150,7 @@ def _entry_path(directory: Path, cache_key: str) -> Path:
     return directory / f"{digest(cache_key.encode())}.json"
 
 
-def load(cache_key: str | None, server_name: str) -> dict[str, Any] | None:
+def load(cache_key: str | None, server_name: str) -> LifecycleFields | None:
     directory = cache_dir()
     if cache_key is None or not _private(directory):
         return None
@@ -213,29 +161,12 @@ def load(cache_key: str | None, server_name: str) -> dict[str, Any] | None:
         return None  # a bad entry is a miss
     if not isinstance(entry, dict) or entry.get("key") != digest(cache_key.encode()):
         return None
-    values = entry.get("values")
-    if not (well_formed(values, server_name) and _unchanged(entry.get("files"))):
+    if not _unchanged(entry.get("files")):
         return None
-    assert isinstance(values, dict)
-    return values
+    return LifecycleFields.from_json(entry.get("values"), server_name)
 
 
-def well_formed(values: object, server_name: str) -> bool:
-    """Whether `values` are lifecycle values of `server_name`, each of its JSON type."""
-    if not isinstance(values, dict) or values.get("server_name") != server_name:
-        return False
-    for name, types in _FIELDS.items():
-        value = values.get(name)
-        if isinstance(value, bool) or not isinstance(value, types):
-            return False
-    for name, types in _OPTIONAL_FIELDS.items():
-        value = values.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
-            return False
-    return True
-
-
-def store(cache_key: str | None, values: dict[str, Any], files: list[list[Any]]) -> None:
+def store(cache_key: str | None, fields: LifecycleFields, files: list[list[Any]]) -> None:
     """Best effort: a cache that cannot be written only costs speed."""
     if cache_key is None:
         return
@@ -245,7 +176,7 @@ def store(cache_key: str | None, values: dict[str, Any], files: list[list[Any]])
             directory.mkdir(mode=0o700, parents=True)
         if not _private(directory):
             return
-        entry = {"key": digest(cache_key.encode()), "values": values, "files": files}
+        entry = {"key": digest(cache_key.encode()), "values": fields.to_json(), "files": files}
         atomic_write(_entry_path(directory, cache_key), json.dumps(entry, default=str).encode())
         _prune(directory)
 

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from mcp_lifecycle.errors import ConfigurationError
-from mcp_lifecycle.files.paths import server_name_problem
+from mcp_lifecycle.files.paths import default_cache_root, server_name_problem
 from mcp_lifecycle.logs import LOG_LEVELS
 from mcp_lifecycle.settings.sources import (
     ENV_PREFIX,
@@ -36,7 +36,6 @@ from mcp_lifecycle.settings.sources import (
     source_of,
     yaml_files_for,
 )
-from mcp_lifecycle.settings.view import default_cache_root
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,74 @@
+"""The lifecycle fields: what the lifecycle commands read of a server's settings, declared once.
+
+`status`, `stop`, `health` and `logs` run in scripts and probes many times a minute. They read
+these fields from the settings cache or the registry of running servers, without pydantic; the
+full `MCPServerSettings` gives them through `LifecycleFields.of(settings)`. Nothing secret and
+nothing of the author's own is among them: both stores may hold them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# A field's JSON types, by its declared type (bool is never a number here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "Path": (str,),
+}
+
+
+@dataclass(frozen=True)
+class LifecycleFields:
+    server_name: str
+    resolved_cache_root: Path
+    health_ttl_seconds: float
+    startup_timeout_seconds: float
+    stop_timeout_seconds: float
+    probe_timeout_seconds: float
+    stale_pid_action: str
+    host: str
+    log_max_bytes: int
+    log_backup_count: int
+    heartbeat_interval: float
+    transport: str | None = None
+    port: int | None = None
+    url: str | None = None
+
+    @classmethod
+    def of(cls, settings: Any) -> LifecycleFields:
+        """The lifecycle fields of any settings object that has them (MCPServerSettings)."""
+        if isinstance(settings, LifecycleFields):
+            return settings
+        return cls(**{field.name: getattr(settings, field.name) for field in _FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["resolved_cache_root"] = str(self.resolved_cache_root)
+        return values
+
+    @classmethod
+    def from_json(cls, values: object, server_name: str) -> LifecycleFields | None:
+        """The fields stored for `server_name`; None unless each has its JSON type (a store
+        written by another version, or by hand, is a miss, never an error)."""
+        if not isinstance(values, dict) or values.get("server_name") != server_name:
+            return None
+        for field in _FIELDS:
+            value = values.get(field.name)
+            declared = str(field.type)
+            optional = declared.endswith(" | None")
+            types = _JSON_TYPES[declared.removesuffix(" | None")]
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                return None
+        known = {field.name: values[field.name] for field in _FIELDS if field.name in values}
+        known["resolved_cache_root"] = Path(known["resolved_cache_root"])
+        return cls(**known)
+
+
+_FIELDS = dataclasses.fields(LifecycleFields)

@@ -1,0 +1,49 @@
+"""Settings given on the command line: the top layer of the settings.
+
+A detached `start` hands them to the server it spawns (as JSON in its environment), so that
+both resolve the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Flags:
+    """Setting values given as flags, and the flag that gave each (for messages)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    given_as: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: Any, flag: str) -> None:
+        self.values[name] = value
+        self.given_as[name] = flag
+
+    def to_json(self) -> str:
+        return json.dumps({"values": self.values, "given_as": self.given_as}, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Flags:
+        data = json.loads(text or "{}")
+        return cls(dict(data.get("values", {})), dict(data.get("given_as", {})))
+
+    def merged(self, other: Flags) -> Flags:
+        return Flags({**self.values, **other.values}, {**self.given_as, **other.given_as})
+
+
+# The global flags of the command running now, for code that has no Typer context at hand
+# (`factory.load_settings()` inside an author's command).
+_invocation: ContextVar[Flags | None] = ContextVar("_invocation", default=None)
+
+
+def remember_invocation(flags: Flags) -> None:
+    _invocation.set(flags)
+
+
+def invocation_flags() -> Flags:
+    """The global flags of the command running now; none outside a command."""
+    return _invocation.get() or Flags()
