@@ -105,12 +105,12 @@ def test_graceful_stop_gets_force_on_the_second_signal(settings: MCPServerSettin
 def test_failure_before_the_heartbeat_starts(
     settings: MCPServerSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mcp_lifecycle.server.runtime as runtime_module
+    import mcp_lifecycle.server.claim as claim_module
 
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runtime_module, "write_pid_file", no_space)
+    monkeypatch.setattr(claim_module, "write_pid_file", no_space)
     with pytest.raises(LifecycleError, match=r"No space left on device: .*inproc\.pid"):
         ServerRuntime(settings, lambda: None).run()
     lock = ServerLock(settings.resolved_cache_root / "inproc.lock")

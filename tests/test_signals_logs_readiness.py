@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mcp_lifecycle import SignalHandler, configure_logging, notify_ready
-from mcp_lifecycle.server.readiness import sd_notify, set_ready_callback
+from mcp_lifecycle.server.readiness import sd_notify, set_current
 
 
 def test_signal_handler_routes_and_restores() -> None:
@@ -121,12 +121,17 @@ def test_sd_notify_without_or_with_a_dead_socket(
     assert sd_notify("READY=1") is False
 
 
-def test_notify_ready_calls_the_runtime_callback() -> None:
+def test_notify_ready_calls_the_runtime() -> None:
     calls: list[int] = []
-    set_ready_callback(lambda: calls.append(1))
+
+    class Runtime:
+        def mark_ready(self) -> None:
+            calls.append(1)
+
+    set_current(Runtime())
     try:
         notify_ready()
         notify_ready()
     finally:
-        set_ready_callback(None)
+        set_current(None)
     assert calls == [1, 1]

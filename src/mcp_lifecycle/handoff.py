@@ -1,30 +1,150 @@
-"""What a detached `start` hands to the server it spawns, and how the server answers.
+"""The start handshake, both ends of it.
 
-The server writes one line to the readiness pipe: READY, or FAILED <exit code> <message>
-[TAB <hint>]. Closing the pipe without a line means it died.
+A detached `start` runs the same CLI again as `start --foreground` in a new session, and hands
+it three things in its environment (`to_env`; the server takes them with `take_from_environ`):
+the flags it was given, so both resolve the same settings; the write end of a pipe; and the
+log file its stdout and stderr point at.
+
+The server answers on the pipe with one line (`ReadyPipe`): READY, or FAILED <exit code>
+<message> [TAB <hint>]. `await_ready` reads it; a pipe closed without a line means the server
+died first.
 """
 
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+from dataclasses import dataclass
+
+from mcp_lifecycle.settings.flags import Flags
+
 READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
-# The file a detached server's stdout and stderr point at; its logging rotates it.
 LOG_ENV = "MCP_LIFECYCLE_LOG"
-# The flags `start` was given, as JSON, so the server resolves the same settings.
-OVERRIDES_ENV = "MCP_LIFECYCLE_OVERRIDES"
-READY_MESSAGE = "READY"
-FAILED_PREFIX = "FAILED"
+FLAGS_ENV = "MCP_LIFECYCLE_FLAGS"
+_READY = "READY"
+_FAILED = "FAILED"
 # How the server records, for `reload`, that its settings were applied but its hook raised.
 HOOK_FAILED = "the new settings are applied, but the server's reload hook failed"
 
 
-def failure_line(code: int, message: str, hint: str | None = None) -> str:
-    return f"{FAILED_PREFIX} {code} {message}\t{hint or ''}"
+# -- the starter's end -------------------------------------------------------------------------
 
 
-def send_line(fd: int, line: str) -> None:
-    """Write the one line and close the pipe; a starter that went away is no error."""
-    import contextlib
-    import os
+def to_env(flags: Flags, ready_fd: int | None = None, log: str | None = None) -> dict[str, str]:
+    """The variables that hand `flags` (and, for a detached start, the pipe and the log) to a
+    server started as `start --foreground`."""
+    env = {FLAGS_ENV: flags.to_json()}
+    if ready_fd is not None:
+        env[READY_FD_ENV] = str(ready_fd)
+    if log is not None:
+        env[LOG_ENV] = log
+    return env
 
-    with contextlib.suppress(OSError):
-        os.write(fd, (line.replace("\n", " ").rstrip("\t") + "\n").encode())
-    with contextlib.suppress(OSError):
-        os.close(fd)
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server said: ready, or failed with an exit code, a message and a hint. A
+    server that died without a word failed with no code."""
+
+    ready: bool
+    code: int | None = None
+    message: str = ""
+    hint: str = ""
+
+
+def await_ready(fd: int, timeout: float) -> Answer | None:
+    """The server's answer on the pipe `fd`; None if none came within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while b"\n" not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buffer += chunk
+    return _parse(buffer.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip())
+
+
+def _parse(line: str) -> Answer:
+    if line == _READY:
+        return Answer(ready=True)
+    prefix, _, detail = line.partition(" ")
+    code_text, _, reason = detail.partition(" ")
+    reason, _, hint = reason.partition("\t")
+    if prefix == _FAILED and code_text.isdigit() and reason:
+        return Answer(ready=False, code=int(code_text), message=reason, hint=hint)
+    return Answer(ready=False)
+
+
+# -- the server's end --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What a starter handed to this process: nothing of it for a plain `start --foreground`."""
+
+    flags: Flags
+    ready_fd: int | None
+    log: str | None
+
+
+def take_from_environ() -> Handed:
+    """Take the handoff out of the environment: it is ours alone, not for the server's own
+    children."""
+    ready_fd = os.environ.pop(READY_FD_ENV, None)
+    return Handed(
+        Flags.from_json(os.environ.pop(FLAGS_ENV, "")),
+        int(ready_fd) if ready_fd and ready_fd.isdigit() else None,
+        os.environ.pop(LOG_ENV, None),
+    )
+
+
+class ReadyPipe:
+    """The server's end of the pipe: one line is written, once, whatever the threads do."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        if fd is not None:
+            os.set_inheritable(fd, False)  # the server's own children must not hold it open
+
+    def send_ready(self) -> None:
+        self._send(_READY)
+
+    def send_failure(self, code: int, message: str, hint: str | None = None) -> None:
+        self._send(f"{_FAILED} {code} {message}\t{hint or ''}")
+
+    def close(self) -> None:
+        fd = self._take()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: a lock held at fork time would never be released, and the
+        child's copy of the pipe must not keep the starter waiting."""
+        self._lock = threading.Lock()
+        self.close()
+
+    def _take(self) -> int | None:
+        with self._lock:
+            fd, self._fd = self._fd, None
+        return fd
+
+    def _send(self, line: str) -> None:
+        fd = self._take()
+        if fd is None:
+            return
+        # A starter that went away is no error.
+        with contextlib.suppress(OSError):
+            os.write(fd, (line.replace("\n", " ").rstrip("\t") + "\n").encode())
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -159,7 +159,7 @@ def test_reload_of_a_yaml_that_is_not_a_mapping(lifecycle: Lifecycle) -> None:
 
 
 def test_stop_without_pidfd_support(lifecycle: Lifecycle, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcp_lifecycle.control.launcher import stop_server
+    from mcp_lifecycle.control.stop import stop_server
     from mcp_lifecycle.files.paths import ServerPaths
 
     assert lifecycle.run("start").code == 0

@@ -26,7 +26,6 @@ from mcp_lifecycle.errors import (
     NotRunning,
     ServerFailed,
     StalePid,
-    os_error,
 )
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.settings.fields import LifecycleFields
@@ -34,8 +33,8 @@ from mcp_lifecycle.settings.flags import Flags
 
 if TYPE_CHECKING:
     from mcp_lifecycle.control.health import StatusReport
-    from mcp_lifecycle.control.launcher import StartResult, StopResult
-    from mcp_lifecycle.server.runtime import ServerRuntime
+    from mcp_lifecycle.control.start import StartResult
+    from mcp_lifecycle.control.stop import StopResult
     from mcp_lifecycle.settings.model import MCPServerSettings
 
 logger = logging.getLogger("mcp_lifecycle.cli")
@@ -124,97 +123,32 @@ class LifecycleCommands(Commands):
         self, ctx: typer.Context, settings: "MCPServerSettings", timeout: float | None, force: bool
     ) -> "StartResult":
         """Detached: the same CLI again in the foreground, on the same flags."""
-        from mcp_lifecycle.control.launcher import start_detached
+        from mcp_lifecycle.control.start import start_detached
 
         return start_detached(
             LifecycleFields.of(settings),
-            _python_command(ctx),
-            {handoff.OVERRIDES_ENV: command_flags(ctx).to_json()},
+            _start_command(ctx),
+            command_flags(ctx),
             timeout or settings.startup_timeout_seconds,
             force,
         )
 
     def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
-        from mcp_lifecycle.handoff import LOG_ENV, READY_FD_ENV, failure_line, send_line
+        from mcp_lifecycle.control.argv import this_cli
+        from mcp_lifecycle.control.start import ensure_startable
+        from mcp_lifecycle.server.bootstrap import run_foreground
         from mcp_lifecycle.server.pid1 import split_if_pid_1
 
         if os.getpid() == 1:  # in a container: an init in front, the server in a child
-            from mcp_lifecycle.control.launcher import python_command
-
-            split_if_pid_1(python_command(sys.argv[0], sys.argv[1:]))
-
-        # A detached start hands over its flags, readiness pipe and log; they are ours alone,
-        # not for the server's own children.
-        flags = Flags.from_json(os.environ.pop(handoff.OVERRIDES_ENV, "")).merged(
-            command_flags(ctx)
-        )
-        ready_fd_text = os.environ.pop(READY_FD_ENV, None)
-        detached_log = os.environ.pop(LOG_ENV, None)
-        try:
-            try:
-                runtime = self._prepare_runtime(flags, force, ready_fd_text, detached_log)
-            except OSError as exc:
-                raise os_error(exc) from exc
-        except LifecycleError as exc:
-            if ready_fd_text is not None:
-                # A failure before the runtime exists still reaches the waiting `start` with
-                # its own exit code and message, not as "exited with code N".
-                send_line(
-                    int(ready_fd_text), failure_line(int(exc.exit_code), exc.message, exc.hint)
-                )
-            raise
-        runtime.run()
-
-    def _prepare_runtime(
-        self,
-        flags: Flags,
-        force: bool,
-        ready_fd_text: str | None,
-        detached_log: str | None,
-    ) -> "ServerRuntime":
-        from mcp_lifecycle.control.launcher import clear_for_start
-        from mcp_lifecycle.files.paths import ServerPaths
-        from mcp_lifecycle.files.private import ensure_cache_root
-        from mcp_lifecycle.logs import configure_logging
-        from mcp_lifecycle.server.runtime import ServerRuntime
-
-        settings = self.loader.load(flags)
-        handler = self.require_handler()
-        if settings.transport == "stdio":
-            from mcp_lifecycle.server.runtime import run_unmanaged
-
-            # stdout is the protocol channel: logs go to stderr only.
-            configure_logging(settings.log_level, settings.log_file, settings.json_logs)
-            code = 0
-            try:
-                run_unmanaged(handler)
-            except LifecycleError as exc:
-                typer.echo(f"Error: {exc.message}", err=True)
-                code = int(exc.exit_code)
-            _leave(code)
-        configure_logging(
-            settings.log_level,
-            settings.log_file,
-            settings.json_logs,
-            max_bytes=settings.log_max_bytes,
-            backup_count=settings.log_backup_count,
-            server_name=settings.server_name,
-            output_log=detached_log,
-        )
-        if ready_fd_text is None:
-            # A detached start already did this under the start lock.
-            ensure_cache_root(settings.resolved_cache_root)
-            note = clear_for_start(
-                ServerPaths.for_settings(settings), settings.stale_pid_action, force
-            )
-            if note:
-                logger.warning("%s", note)
-        return ServerRuntime(
-            settings,
-            handler,
-            reload_settings=lambda: self.loader.load(flags),
+            split_if_pid_1(this_cli(sys.argv[1:]))
+        handed = handoff.take_from_environ()
+        flags = handed.flags.merged(command_flags(ctx))
+        run_foreground(
+            lambda: self.loader.load(flags),
+            self.require_handler,
+            handed,
             reload_handler=self.hooks.reload_handler,
-            ready_fd=int(ready_fd_text) if ready_fd_text else None,
+            ensure_startable=lambda paths, action: ensure_startable(paths, action, force),
         )
 
     # -- stop and restart ----------------------------------------------------------------
@@ -241,7 +175,7 @@ class LifecycleCommands(Commands):
     def _stop(
         self, settings: LifecycleFields, timeout: float | None, no_kill: bool
     ) -> "StopResult":
-        from mcp_lifecycle.control.launcher import stop_server
+        from mcp_lifecycle.control.stop import stop_server
         from mcp_lifecycle.files.paths import ServerPaths
 
         return stop_server(
@@ -254,7 +188,7 @@ class LifecycleCommands(Commands):
     def reload(
         self, ctx: typer.Context, timeout: TimeoutOption = None, as_json: JsonOption = False
     ) -> None:
-        from mcp_lifecycle.control.launcher import reload_server
+        from mcp_lifecycle.control.reload import reload_server
         from mcp_lifecycle.files.paths import ServerPaths
 
         settings = self.running(ctx)
@@ -327,9 +261,9 @@ class LifecycleCommands(Commands):
             child = command_flags(ctx).merged(Flags({"transport": "stdio"}, {}))
             report = probe_stdio_health(
                 settings,
-                _python_command(ctx),
+                _start_command(ctx),
                 self.hooks.probes,
-                {handoff.OVERRIDES_ENV: child.to_json()},
+                handoff.to_env(child),
             )
         elif probe:
             report = probe_health(settings, self.hooks.probes)
@@ -361,17 +295,6 @@ class LifecycleCommands(Commands):
         raise typer.Exit(int(code))
 
 
-def _leave(code: int) -> None:
-    """End a stdio server now. The SDK reads stdin in a worker thread that a signal cannot
-    wake; a normal exit would wait for it until the client closes the pipe."""
-    import logging
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
-
-
 def _start_subcommand(ctx: Any) -> list[str]:
     """The argv that reaches our `start` from the root, wherever the author mounted us."""
     names: list[str] = []
@@ -383,10 +306,10 @@ def _start_subcommand(ctx: Any) -> list[str]:
     return [*names[:-1], "start", "--foreground"]
 
 
-def _python_command(ctx: Any) -> list[str]:
-    from mcp_lifecycle.control.launcher import python_command
+def _start_command(ctx: Any) -> list[str]:
+    from mcp_lifecycle.control.argv import this_cli
 
-    return python_command(sys.argv[0], _start_subcommand(ctx))
+    return this_cli(_start_subcommand(ctx))
 
 
 def status_code(condition: str, fresh: bool) -> ExitCode:

@@ -81,7 +81,9 @@ def _register(app: typer.Typer, commands: Commands) -> None:
             user = None if uid == 0 else pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)  # a uid with no name (a container's): systemd takes the number
-        command = _own_command()
+        from mcp_lifecycle.control.argv import this_cli
+
+        command = this_cli([])
         unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_path)
         typer.echo(unit, nl=False)
 
@@ -168,14 +170,6 @@ def _inputs(commands: Commands, ctx: typer.Context) -> "tuple[MCPServerSettings,
 
     prefixes = env_prefixes(commands.loader.env_prefix)
     return settings, service_inputs(type(settings), dict(os.environ), flags.values, prefixes)
-
-
-def _own_command() -> list[str]:
-    import sys
-
-    from mcp_lifecycle.control.launcher import python_command
-
-    return python_command(sys.argv[0], [])
 
 
 def _console_script() -> str:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-from collections.abc import Callable
-
-_lock = threading.Lock()
-_ready_callback: Callable[[], None] | None = None
+from typing import Protocol
 
 
-def set_ready_callback(callback: Callable[[], None] | None) -> None:
+class _Runtime(Protocol):
+    def mark_ready(self) -> None: ...
+
+
+# The one module global of the server side: the runtime of this process, while it runs.
+# `notify_ready()` is public and called from anywhere in server code, so it has to be found.
+# No lock: binding a name is atomic, and a lock held at a fork would hang the child.
+_current: _Runtime | None = None
+
+
+def set_current(runtime: _Runtime | None) -> None:
     """Installed by the runtime around the start handler."""
-    global _ready_callback  # noqa: PLW0603
-    with _lock:
-        _ready_callback = callback
+    global _current  # noqa: PLW0603
+    _current = runtime
+
+
+def current() -> _Runtime | None:
+    return _current
 
 
 def notify_ready() -> None:
@@ -23,10 +32,9 @@ def notify_ready() -> None:
 
     Safe to call more than once and from any thread.
     """
-    with _lock:
-        callback = _ready_callback
-    if callback is not None:
-        callback()
+    runtime = current()
+    if runtime is not None:
+        runtime.mark_ready()
     else:
         sd_notify("READY=1")
 

@@ -12,12 +12,23 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
+from typing import Protocol
 
+from mcp_lifecycle.errors import ConfigurationError, os_error
 from mcp_lifecycle.files.private import atomic_write, read_no_follow
 
 _TOKEN_BYTES = 32
 _MAX_TOKEN_FILE = 4096
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+class _TokenSettings(Protocol):
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def auth(self) -> str: ...
+    @property
+    def token_file(self) -> Path | None: ...
 
 
 def read_token(path: Path) -> str | None:
@@ -30,6 +41,27 @@ def read_token(path: Path) -> str | None:
 def ensure_token(path: Path) -> str:
     """The server's token, made (0600, atomically) if it has none yet."""
     return read_token(path) or rotate_token(path)
+
+
+def server_token(settings: _TokenSettings, path: Path, shown: Path | None = None) -> str | None:
+    """The token an HTTP server with auth on requires: from `token_file` when one is given
+    (someone else's to keep, as a mounted Secret: read, never made), else the one at `path`,
+    made at the first start. None when auth is off or the server serves no HTTP. `shown` is
+    the path named in errors, when `path` goes through a descriptor."""
+    if settings.port is None or settings.auth == "none":
+        return None
+    given = settings.token_file
+    try:
+        if given is None:
+            return ensure_token(path)
+        token = read_token(given)
+    except OSError as exc:
+        raise os_error(exc, given or shown or path) from exc
+    if token is None:
+        raise ConfigurationError(
+            f"token_file {given} holds no token", hint="put the token in it, or unset token_file"
+        )
+    return token
 
 
 def rotate_token(path: Path) -> str:

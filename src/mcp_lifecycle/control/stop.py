@@ -1,0 +1,88 @@
+"""`stop`, the control side: verify the process is our server, ask it to stop (SIGTERM to its
+process group, or the author's stop handler), wait, escalate to SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mcp_lifecycle.control.process import (
+    KILL_GRACE_SECONDS,
+    VerifiedProcess,
+    kill_group_leftovers,
+    leads_session,
+    require_running,
+    wait_group,
+)
+from mcp_lifecycle.errors import LifecycleError, StopTimeout
+from mcp_lifecycle.files.paths import ServerPaths
+from mcp_lifecycle.files.pidfile import remove_pid_file
+from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_health
+
+
+@dataclass(frozen=True)
+class StopResult:
+    pid: int
+    forced: bool
+    seconds: float
+
+
+def stop_server(
+    paths: ServerPaths,
+    timeout: float,
+    kill: bool = True,
+    stop_handler: Callable[[int], None] | None = None,
+) -> StopResult:
+    """Verify, ask to stop, wait, escalate. Never signals a process that is not our server."""
+    state = require_running(paths, remove_stale=True)
+    assert state.pid is not None
+    pid = state.pid
+    began = time.monotonic()
+    target = VerifiedProcess(pid, state.identity)
+    try:
+        # A detached server leads its own session: its children go with it. Any other
+        # server (foreground, under a shell) shares a group with strangers: signal it alone.
+        group = leads_session(pid)
+        if stop_handler is not None:
+            stop_handler(pid)
+        elif group:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            target.send(signal.SIGTERM)
+        deadline = began + timeout
+        exited = target.wait(deadline) and (not group or wait_group(pid, deadline))
+        forced = False
+        if not exited:
+            if not kill:
+                raise StopTimeout(
+                    f"{paths.server_name} (PID {pid}) did not stop within {timeout:g}s; "
+                    "left it running",
+                    hint="run `stop` again without --no-kill to force it",
+                )
+            forced = True
+            if group:
+                kill_group_leftovers(pid)
+            with contextlib.suppress(ProcessLookupError):
+                target.send(signal.SIGKILL)
+            target.wait(time.monotonic() + KILL_GRACE_SECONDS)
+    finally:
+        target.close()
+    if remove_pid_file(paths.pid, pid) or forced:
+        _mark_stopped(paths, pid)
+    return StopResult(pid=pid, forced=forced, seconds=time.monotonic() - began)
+
+
+def _mark_stopped(paths: ServerPaths, pid: int) -> None:
+    def mutate(snapshot: RuntimeHealthSnapshot) -> None:
+        if snapshot.pid == pid and snapshot.state != "stopped":
+            snapshot.state = "stopped"
+            snapshot.lifecycle_state = {"state": "stopped"}
+            snapshot.watchers_running = False
+            snapshot.touch()
+
+    with contextlib.suppress(OSError, LifecycleError):
+        update_runtime_health(paths.snapshot, mutate)
