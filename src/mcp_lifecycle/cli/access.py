@@ -2,7 +2,8 @@
 
 import typer
 
-from mcp_lifecycle.cli.errors import JsonOption, echo_json, edge
+from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.errors import JsonOption, edge
 from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
 
@@ -48,10 +49,10 @@ class AccessCommands(Commands):
             token = ensure_token(paths.token)  # the server takes this one when it starts
         config = {"mcpServers": {settings.server_name: client_entry(settings.url, token)}}
         if as_json:
-            echo_json(config)
+            render.echo_json(config)
             return
         typer.echo(PASTE_WHERE, err=True)
-        echo_json(config)
+        render.echo_json(config)
 
     def rotate_token(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.files.paths import ServerPaths
@@ -65,7 +66,7 @@ class AccessCommands(Commands):
         rotate_token(paths.token)
         running = lock_is_held(paths.lock)
         if as_json:
-            echo_json({"token_file": str(paths.token), "running": running})
+            render.echo_json({"token_file": str(paths.token), "running": running})
             return
         typer.echo(f"Wrote a new token to {paths.token} (mode 600).")
         if running:

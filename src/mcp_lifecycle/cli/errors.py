@@ -4,7 +4,6 @@ domain exceptions to a one-line message and an exit code (never a traceback)."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -17,6 +16,14 @@ from typer.exceptions import TyperException
 from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.settings.flags import Flags
+
+
+def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
+    from mcp_lifecycle.cli import render
+
+    render.error(message, hint, code, as_json, tail)
+    raise typer.Exit(code)
+
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
@@ -135,7 +142,8 @@ def edge(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
+        # A server in the foreground may speak MCP on stdout: its errors go to stderr only.
+        as_json = bool(kwargs.get("as_json")) and not kwargs.get("foreground")
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, TyperException):
@@ -154,8 +162,8 @@ def edge(fn: F) -> F:
         except Exception as exc:
             logger.debug("unexpected error", exc_info=True)
             fail(
-                f"unexpected {type(exc).__name__}: {exc}",
-                "run again with -v for details, and report it if it persists",
+                f"{type(exc).__name__}: {exc}",
+                "this is a bug: run again with -v for the traceback, and report it",
                 int(ExitCode.GENERAL_ERROR),
                 as_json,
             )
@@ -170,45 +178,3 @@ def _silence_output() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
-
-
-def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
-    if as_json:
-        payload: dict[str, Any] = {"error": message, "exit_code": code}
-        if hint:
-            payload["hint"] = hint
-        if tail:
-            payload["log_tail"] = tail
-        typer.echo(json.dumps(payload, indent=2))
-    else:
-        typer.echo(f"{bad('Error:')} {message}", err=True)
-        if tail:
-            typer.echo("Last lines of the server log:", err=True)
-            for line in tail.splitlines():
-                typer.echo(f"  | {line}", err=True)
-        if hint:
-            typer.echo(f"{warn('Hint:')} {hint}", err=True)
-    raise typer.Exit(code)
-
-
-def echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def style(text: str, **how: Any) -> str:
-    """Colour for people; none when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return text
-    return typer.style(text, **how)
-
-
-def good(text: str) -> str:
-    return style(text, fg="green")
-
-
-def bad(text: str) -> str:
-    return style(text, fg="red", bold=True)
-
-
-def warn(text: str) -> str:
-    return style(text, fg="yellow")

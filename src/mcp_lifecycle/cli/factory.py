@@ -118,6 +118,7 @@ class MCPServerCLIFactory:
         from mcp_lifecycle.cli.access import AccessCommands
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
         from mcp_lifecycle.cli.operations import OperatorCommands
+        from mcp_lifecycle.cli.reports import ReportCommands
         from mcp_lifecycle.cli.root import root_options
         from mcp_lifecycle.cli.service import ServiceCommands
 
@@ -130,6 +131,12 @@ class MCPServerCLIFactory:
             pretty_exceptions_enable=False,
         )
         app.callback()(edge(self._checked_name(root_options)))
-        for commands in (LifecycleCommands, OperatorCommands, AccessCommands, ServiceCommands):
+        for commands in (
+            LifecycleCommands,
+            ReportCommands,
+            OperatorCommands,
+            AccessCommands,
+            ServiceCommands,
+        ):
             commands(self.loader, self.hooks).register(app)
         return app

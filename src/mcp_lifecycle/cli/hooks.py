@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -66,3 +66,20 @@ class Commands:
                 hint="pass start_handler= to MCPServerCLIFactory",
             )
         return self.hooks.start_handler
+
+
+def _start_subcommand(ctx: Any) -> list[str]:
+    """The argv that reaches our `start` from the root, wherever the author mounted us."""
+    names: list[str] = []
+    current = ctx
+    while current is not None and current.parent is not None:
+        names.append(current.info_name or "")
+        current = current.parent
+    names.reverse()
+    return [*names[:-1], "start", "--foreground"]
+
+
+def start_command(ctx: Any) -> list[str]:
+    from mcp_lifecycle.control.argv import this_cli
+
+    return this_cli(_start_subcommand(ctx))

@@ -4,19 +4,10 @@ from typing import Annotated
 
 import typer
 
-from mcp_lifecycle.cli.errors import (
-    JsonOption,
-    bad,
-    command_flags,
-    echo_json,
-    edge,
-    good,
-    style,
-    warn,
-)
+from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.errors import JsonOption, command_flags, edge
 from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import NotRunning
-from mcp_lifecycle.exit_codes import ExitCode
 
 
 class OperatorCommands(Commands):
@@ -57,33 +48,22 @@ class OperatorCommands(Commands):
         rows["cache_root"]["effective"] = str(settings.resolved_cache_root)
         rows["heartbeat_seconds"]["effective"] = settings.heartbeat_interval
         if as_json:
-            echo_json({"server": settings.server_name, "settings": rows})
+            render.echo_json({"server": settings.server_name, "settings": rows})
             return
         width = max(len(name) for name in rows)
         for name, row in rows.items():
             value = row.get("effective", row["value"])
             shown = "(none)" if value is None else value
-            typer.echo(f"{name:<{width}}  {shown}  {style('# ' + row['from'], dim=True)}")
+            typer.echo(f"{name:<{width}}  {shown}  {render.style('# ' + row['from'], dim=True)}")
 
     def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
-        from mcp_lifecycle.control.doctor import ERROR, OK, diagnose
+        from mcp_lifecycle.control.doctor import Diagnosis, diagnose
 
         flags = command_flags(ctx)
-        findings = diagnose(lambda: self.loader.load(flags))
-        failed = any(finding.level == ERROR for finding in findings)
-        code = ExitCode.GENERAL_ERROR if failed else ExitCode.SUCCESS
-        if as_json:
-            echo_json(
-                {"ok": not failed, "checks": [f.as_dict() for f in findings], "exit_code": code}
-            )
-            raise typer.Exit(int(code))
-        for finding in findings:
-            mark = {OK: good("ok   "), ERROR: bad("error")}.get(finding.level, warn("warn "))
-            typer.echo(f"[{mark}] {finding.check}: {finding.detail}")
-            if finding.fix and finding.level != OK:
-                typer.echo(f"        fix: {finding.fix}")
-        typer.echo(bad("Some checks failed.") if failed else good("No problems found."))
-        raise typer.Exit(int(code))
+        diagnosis = Diagnosis(diagnose(lambda: self.loader.load(flags)))
+        code = int(diagnosis.exit_code)
+        render.findings(diagnosis.findings, diagnosis.ok, code, as_json)
+        raise typer.Exit(code)
 
     def version(self, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.control.doctor import versions
@@ -98,7 +78,7 @@ class OperatorCommands(Commands):
             "python": found["python"],
         }
         if as_json:
-            echo_json(data)
+            render.echo_json(data)
             return
         typer.echo(f"{self.name} {server or '(version unknown)'}")
         typer.echo(f"mcp-lifecycle {found['mcp-lifecycle']}")

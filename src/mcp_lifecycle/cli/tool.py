@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from mcp_lifecycle.cli.errors import JsonOption, LifecycleGroup, echo_json, edge
+from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.errors import JsonOption, LifecycleGroup, edge
 
 app = typer.Typer(
     cls=LifecycleGroup,
@@ -46,25 +47,7 @@ def list_command(
     from mcp_lifecycle.control.discovery import list_servers
     from mcp_lifecycle.files.paths import state_root
 
-    entries = list_servers(state_dir)
-    if as_json:
-        echo_json([entry.as_dict() for entry in entries])
-        return
-    if not entries:
-        typer.echo(f"No servers found (none running, none under {state_dir or state_root()}).")
-        return
-    header = f"{'SERVER':24} {'STATE':12} {'PID':>8} {'UPTIME':>9} {'AGE':>7}  URL"
-    typer.echo(header)
-    for entry in entries:
-        state = entry.state or entry.condition
-        pid = str(entry.pid) if entry.pid and entry.condition == "running" else "-"
-        uptime = f"{entry.uptime_seconds:.0f}s" if entry.uptime_seconds is not None else "-"
-        age = (
-            f"{entry.snapshot_age_seconds:.1f}s" if entry.snapshot_age_seconds is not None else "-"
-        )
-        typer.echo(
-            f"{entry.server:24} {state:12} {pid:>8} {uptime:>9} {age:>7}  {entry.url or '-'}"
-        )
+    render.servers(list_servers(state_dir), as_json, str(state_dir or state_root()))
 
 
 def main() -> None:

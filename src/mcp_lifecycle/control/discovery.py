@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mcp_lifecycle.control.inspect import inspect_server
+from mcp_lifecycle.control.status import Status, observe_quietly
 from mcp_lifecycle.errors import ConfigurationError, LifecycleError
 from mcp_lifecycle.files.paths import (
     ServerPaths,
@@ -26,7 +24,6 @@ from mcp_lifecycle.files.paths import (
 )
 from mcp_lifecycle.files.pidfile import lock_is_held
 from mcp_lifecycle.files.registry import Registration, registrations
-from mcp_lifecycle.files.snapshot import get_snapshot_age_seconds, load_runtime_health
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.settings.flags import Flags, invocation_flags
 from mcp_lifecycle.settings.loader import SettingsLoader
@@ -110,29 +107,16 @@ def _running_fields(
     return None if found is None or fields is None else (found, fields)
 
 
-@dataclass
-class ServerEntry:
-    server: str
-    condition: str
-    state: str | None
-    pid: int | None
-    url: str | None
-    uptime_seconds: float | None
-    snapshot_age_seconds: float | None
-    cache_root: str
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def list_servers(root: Path | None = None) -> list[ServerEntry]:
-    """The servers that registered (running, or ended without a clean stop) and those in
-    `root`'s folders that ever started (they hold a lock file), each once."""
-    found: dict[str, ServerPaths] = {}
+def list_servers(root: Path | None = None) -> list[Status]:
+    """The servers that registered (running, or ended without a clean stop), judged with the
+    settings they run with, and those in `root`'s folders that ever started (they hold a lock
+    file), judged with the default timings; each once."""
+    found: dict[str, LifecycleFields] = {}
     if root is None:
         for entry in registrations():
-            found.setdefault(os.path.realpath(entry.cache_root), entry.paths)
+            fields = LifecycleFields.from_json(entry.settings, entry.server)
+            fields = fields or LifecycleFields(entry.server, entry.cache_root)
+            found.setdefault(os.path.realpath(entry.cache_root), fields)
     root = root or state_root()
     try:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
@@ -140,43 +124,6 @@ def list_servers(root: Path | None = None) -> list[ServerEntry]:
         folders = []
     for folder in folders:
         if server_name_problem(folder.name) is None and (folder / f"{folder.name}.lock").exists():
-            found.setdefault(os.path.realpath(folder), ServerPaths(folder.name, folder))
-    entries = [_entry(paths) for paths in found.values()]
+            found.setdefault(os.path.realpath(folder), LifecycleFields(folder.name, folder))
+    entries = [observe_quietly(fields) for fields in found.values()]
     return sorted(entries, key=lambda entry: (entry.server, entry.cache_root))
-
-
-def _error(paths: ServerPaths, reason: str) -> ServerEntry:
-    return ServerEntry(
-        paths.server_name, "error", None, None, None, None, None, str(paths.cache_root), reason
-    )
-
-
-def _entry(paths: ServerPaths) -> ServerEntry:
-    try:
-        state = inspect_server(paths)
-    except LifecycleError as exc:
-        return _error(paths, exc.message)
-    except OSError as exc:  # one unreadable folder must not hide the others
-        return _error(paths, f"cannot read it: {exc.strerror or exc}")
-    snapshot = load_runtime_health(paths.snapshot) if state.running else None
-    if snapshot is not None and snapshot.pid != state.pid:
-        snapshot = None
-    uptime = None
-    if snapshot is not None and snapshot.started_at:
-        try:
-            started = datetime.fromisoformat(snapshot.started_at)
-            uptime = round((datetime.now(UTC) - started).total_seconds(), 1)
-        except ValueError:
-            uptime = None
-    age = get_snapshot_age_seconds(snapshot) if snapshot is not None else None
-    return ServerEntry(
-        server=paths.server_name,
-        condition=state.condition.value,
-        state=snapshot.state if snapshot is not None else None,
-        pid=state.pid,
-        url=snapshot.url if snapshot is not None else None,
-        uptime_seconds=uptime,
-        snapshot_age_seconds=round(age, 1) if age is not None else None,
-        cache_root=str(paths.cache_root),
-        reason=state.reason,
-    )

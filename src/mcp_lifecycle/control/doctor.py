@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle.errors import ConfigurationError, InsecurePathError
+from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files import name_socket
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.private import validate_cache_ownership
@@ -37,6 +38,20 @@ class Finding:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return all(finding.level != ERROR for finding in self.findings)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when a check is an error; warnings alone still exit 0."""
+        return ExitCode.SUCCESS if self.ok else ExitCode.GENERAL_ERROR
 
 
 def versions() -> dict[str, str | None]:

@@ -1,4 +1,5 @@
-"""Status and health reports: the server's state, its snapshot, and live probes."""
+"""Health reports: the server's status with the checks of its last probe, or of live probes
+(`health --probe`), which are recorded in its snapshot for later `health` calls."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp_lifecycle.control.inspect import Condition, inspect_server
+from mcp_lifecycle.control.status import Status, observe
 from mcp_lifecycle.errors import LifecycleError
-from mcp_lifecycle.files.identity import ProcessIdentity, boot_id
+from mcp_lifecycle.exit_codes import ExitCode
+from mcp_lifecycle.files.identity import boot_id
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.snapshot import (
     RuntimeHealthSnapshot,
-    get_snapshot_age_seconds,
-    is_snapshot_fresh,
-    load_runtime_health,
     update_runtime_health,
     utc_now_iso,
 )
@@ -27,34 +26,6 @@ from mcp_lifecycle.transports import ports
 
 # A probe returns True/None for healthy, False or a string (the problem) for unhealthy, or raises.
 Probe = Callable[[], bool | str | None]
-
-
-@dataclass
-class StatusReport:
-    server: str
-    condition: str
-    pid: int | None
-    state: str | None
-    url: str | None
-    snapshot_age_seconds: float | None
-    snapshot_fresh: bool
-    ttl_seconds: float
-    reason: str
-    cache_root: str
-    log_file: str
-    # Seconds since the server's event loop last turned, when it is stale because of that.
-    loop_blocked_seconds: float | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.condition == Condition.RUNNING.value
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["running"] = self.running
-        if data["snapshot_age_seconds"] is not None:
-            data["snapshot_age_seconds"] = round(data["snapshot_age_seconds"], 3)
-        return data
 
 
 @dataclass
@@ -67,7 +38,7 @@ class Check:
 
 @dataclass
 class HealthReport:
-    status: StatusReport
+    status: Status
     checks: list[Check] = field(default_factory=list)
     probed: bool = False
     checked_at: str | None = None
@@ -84,6 +55,13 @@ class HealthReport:
             and all(check.ok for check in self.checks)
         )
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 healthy, 4 unhealthy; a server that does not run says why as `status` does."""
+        if not self.stdio and not self.status.running:
+            return self.status.exit_code
+        return ExitCode.SUCCESS if self.healthy else ExitCode.HEALTH_CHECK_FAILED
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.status.as_dict(),
@@ -92,45 +70,6 @@ class HealthReport:
             "checked_at": self.checked_at,
             "checks": [asdict(check) for check in self.checks],
         }
-
-
-def server_status(settings: LifecycleFields) -> tuple[StatusReport, RuntimeHealthSnapshot]:
-    paths = ServerPaths.for_settings(settings)
-    state = inspect_server(paths)
-    snapshot = RuntimeHealthSnapshot()
-    age: float | None = None
-    fresh = False
-    if state.running:
-        snapshot = load_runtime_health(paths.snapshot)
-        if snapshot.pid == state.pid:
-            age = get_snapshot_age_seconds(snapshot)
-            fresh = is_snapshot_fresh(snapshot, settings.health_ttl_seconds)
-        else:
-            snapshot = RuntimeHealthSnapshot()  # an earlier server's snapshot says nothing now
-            starting = state.pid_file_pid != state.pid  # it writes its PID file after that
-            if starting and _just_started(state.identity, settings.startup_timeout_seconds):
-                # It holds its lock but has not written its first snapshot yet: it is
-                # starting, as that snapshot will say a moment later.
-                snapshot.state = "starting"
-                fresh = True
-    blocked = None
-    if state.running and not fresh:
-        blocked = _loop_stall(snapshot, settings.heartbeat_interval)
-    report = StatusReport(
-        loop_blocked_seconds=blocked,
-        server=settings.server_name,
-        condition=state.condition.value,
-        pid=state.pid,
-        state=snapshot.state if state.running else None,
-        url=snapshot.url or (settings.url if state.running else None),
-        snapshot_age_seconds=age,
-        snapshot_fresh=fresh,
-        ttl_seconds=settings.health_ttl_seconds,
-        reason=state.reason,
-        cache_root=str(paths.cache_root),
-        log_file=str(paths.log),
-    )
-    return report, snapshot
 
 
 def probe_age(probe: Mapping[str, Any]) -> float | None:
@@ -145,19 +84,6 @@ def probe_age(probe: Mapping[str, Any]) -> float | None:
     return age if age >= 0 else None
 
 
-def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | None:
-    """How long the server's event loop has not turned, if it is longer than a heartbeat
-    (judged on the monotonic clock of the boot that wrote the snapshot)."""
-    turned, beat = snapshot.loop_turned_monotonic, snapshot.heartbeat_monotonic
-    if turned is None or beat is None or snapshot.boot_id != boot_id():
-        return None
-    now = time.monotonic()
-    if now - beat > 2 * heartbeat:
-        return None  # the heartbeat itself is late: a frozen process, not (only) its loop
-    stall = now - turned
-    return round(stall, 1) if stall > heartbeat else None
-
-
 def _token_of(paths: ServerPaths) -> str | None:
     from mcp_lifecycle.transports.access import read_token
 
@@ -167,13 +93,10 @@ def _token_of(paths: ServerPaths) -> str | None:
         return None
 
 
-def _just_started(identity: ProcessIdentity | None, startup_timeout: float) -> bool:
-    return identity is not None and 0 <= time.time() - identity.create_time <= startup_timeout
-
-
 def health_from_snapshot(settings: LifecycleFields) -> HealthReport:
     """Health as the snapshot records it, including the last probe if it is recent."""
-    status, snapshot = server_status(settings)
+    observed = observe(settings)
+    status, snapshot = observed.status, observed.snapshot
     report = HealthReport(status=status)
     probe = snapshot.probe
     if status.running and probe and isinstance(probe.get("checks"), list):
@@ -196,7 +119,7 @@ def health_from_snapshot(settings: LifecycleFields) -> HealthReport:
 
 def probe_health(settings: LifecycleFields, probes: Mapping[str, Probe]) -> HealthReport:
     """Run live checks now and record them in the snapshot for later `health` calls."""
-    status, _ = server_status(settings)
+    status = observe(settings).status
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
     if not status.running:
         return report
@@ -231,7 +154,7 @@ def probe_stdio_health(
     stdio, hand-shake with it, and run the registered probes."""
     from mcp_lifecycle.transports.stdio_server import probe_stdio
 
-    status, _ = server_status(settings)
+    status = observe(settings).status
     report = HealthReport(status=status, probed=True, checked_at=utc_now_iso(), stdio=True)
     report.checks.append(
         _timed("mcp", lambda: probe_stdio(command, settings.probe_timeout_seconds, env))

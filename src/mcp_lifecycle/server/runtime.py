@@ -13,16 +13,13 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle.errors import LifecycleError, ServerFailed
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files import registry
-from mcp_lifecycle.files.identity import current_identity
 from mcp_lifecycle.files.paths import ServerPaths
-from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_health, utc_now_iso
 from mcp_lifecycle.handoff import ReadyPipe
 from mcp_lifecycle.logs import set_level
 from mcp_lifecycle.server import readiness
@@ -30,6 +27,7 @@ from mcp_lifecycle.server.claim import ServerClaim
 from mcp_lifecycle.server.heartbeat import Heartbeat, LoopWatch
 from mcp_lifecycle.server.reload import Reloader
 from mcp_lifecycle.server.signals import SignalHandler
+from mcp_lifecycle.server.snapshot_writer import SnapshotWriter
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.transports.access import server_token
 
@@ -84,11 +82,9 @@ class ServerRuntime:
         self._reloader = Reloader(reload_settings, reload_handler)
         self._loop = LoopWatch()
         self._heartbeat = Heartbeat(self.heartbeat_interval, self._beat, self._reload)
-        self._identity = current_identity()
-        self._started_at = utc_now_iso()
+        self._snapshots = SnapshotWriter(self._reloader, self._loop)
         self._state = "starting"
         self._state_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._graceful_stop: Callable[[bool], None] | None = None
         self._shutdown_signals = 0
         self._in_handler = False
@@ -297,42 +293,14 @@ class ServerRuntime:
             logger.warning("could not register in %s: %s", registry.running_dir(), exc)
 
     def _write_snapshot(self, final: bool = False, wait: float = -1, vouch: bool = True) -> None:
-        identity = self._identity
-        reloader = self._reloader
-
-        def mutate(snapshot: RuntimeHealthSnapshot) -> None:
-            # Not vouching keeps our last good timestamp; never an earlier server's.
-            keep_stamp = not vouch and snapshot.pid == identity.pid
-            snapshot.orchestrator_pid = identity.pid
-            snapshot.pid = identity.pid
-            snapshot.process_create_time = identity.create_time
-            snapshot.server_name = self.settings.server_name
-            snapshot.watchers_running = not final
-            snapshot.state = self._state
-            snapshot.lifecycle_state = {"state": self._state}
-            snapshot.activity_state = {"accepting_work": self._state == "ready"}
-            snapshot.started_at = self._started_at
-            snapshot.last_reload_at = reloader.last_at
-            snapshot.reload_attempts = reloader.attempts
-            snapshot.last_reload_error = reloader.last_error
-            snapshot.url = self.settings.url
-            if snapshot.probe is not None and snapshot.probe.get("pid") != identity.pid:
-                snapshot.probe = None  # a probe of an earlier server says nothing about this one
-            snapshot.loop_turned_monotonic = self._loop.turned
-            # The heartbeat's own time, vouching or not: a blocked loop, not a frozen process.
-            snapshot.heartbeat_monotonic = time.monotonic()
-            if not keep_stamp or snapshot.updated_at is None:
-                snapshot.touch()
-
-        if not self._write_lock.acquire(timeout=wait):
-            logger.warning("the health snapshot is busy; not written")
-            return
-        try:
-            update_runtime_health(self._claim.files.snapshot, mutate)
-        except (OSError, LifecycleError) as exc:
-            logger.warning("could not write the health snapshot (will retry): %s", exc)
-        finally:
-            self._write_lock.release()
+        self._snapshots.write(
+            self._claim.files.snapshot,
+            self.settings,
+            self._state,
+            final=final,
+            wait=wait,
+            vouch=vouch,
+        )
 
 
 def run_unmanaged(start_handler: Callable[[], None]) -> None:

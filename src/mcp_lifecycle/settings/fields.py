@@ -24,17 +24,19 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class LifecycleFields:
+    """The defaults here are the settings' defaults too (`MCPServerSettings` takes them)."""
+
     server_name: str
     resolved_cache_root: Path
-    health_ttl_seconds: float
-    startup_timeout_seconds: float
-    stop_timeout_seconds: float
-    probe_timeout_seconds: float
-    stale_pid_action: str
-    host: str
-    log_max_bytes: int
-    log_backup_count: int
-    heartbeat_interval: float
+    health_ttl_seconds: float = 60.0
+    startup_timeout_seconds: float = 30.0
+    stop_timeout_seconds: float = 10.0
+    probe_timeout_seconds: float = 5.0
+    stale_pid_action: str = "auto_clean"
+    host: str = "127.0.0.1"
+    log_max_bytes: int = 10_485_760
+    log_backup_count: int = 3
+    heartbeat_interval: float = 15.0  # a quarter of the TTL
     transport: str | None = None
     port: int | None = None
     url: str | None = None
@@ -72,3 +74,8 @@ class LifecycleFields:
 
 
 _FIELDS = dataclasses.fields(LifecycleFields)
+
+
+def default(name: str) -> Any:
+    """The default of a lifecycle setting."""
+    return LifecycleFields.__dataclass_fields__[name].default

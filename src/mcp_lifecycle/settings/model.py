@@ -27,6 +27,7 @@ from pydantic_settings import (
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.files.paths import default_cache_root, server_name_problem
 from mcp_lifecycle.logs import LOG_LEVELS
+from mcp_lifecycle.settings.fields import default
 from mcp_lifecycle.settings.sources import (
     ENV_PREFIX,
     SHARED_FILE,
@@ -65,19 +66,19 @@ class MCPServerSettings(BaseSettings):
     cache_root: Path | None = Field(
         default=None, description="where PID, lock, snapshot and log live (default: per user)"
     )
-    health_ttl_seconds: float = Field(default=60.0, ge=1.0)
+    health_ttl_seconds: float = Field(default=default("health_ttl_seconds"), ge=1.0)
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "INFO"
     log_file: Path | None = None
     json_logs: bool = False
-    startup_timeout_seconds: float = Field(default=30.0, gt=0)
-    stop_timeout_seconds: float = Field(default=10.0, gt=0)
-    stale_pid_action: Literal["auto_clean", "refuse"] = "auto_clean"
+    startup_timeout_seconds: float = Field(default=default("startup_timeout_seconds"), gt=0)
+    stop_timeout_seconds: float = Field(default=default("stop_timeout_seconds"), gt=0)
+    stale_pid_action: Literal["auto_clean", "refuse"] = default("stale_pid_action")
     transport: Literal["http", "stdio"] | None = Field(
         default=None,
         description="stdio: the server speaks MCP on stdin/stdout and is never detached",
     )
-    host: str = "127.0.0.1"
+    host: str = default("host")
     port: int | None = Field(default=None, ge=1, le=65535)
     http_path: str = "/mcp"
     auth: Literal["token", "none"] = Field(
@@ -94,9 +95,9 @@ class MCPServerSettings(BaseSettings):
         default_factory=list,
         description="Host names (host or host:port) a listener beyond loopback answers to",
     )
-    probe_timeout_seconds: float = Field(default=5.0, gt=0)
-    log_max_bytes: int = Field(default=10_485_760, ge=1024)
-    log_backup_count: int = Field(default=3, ge=0)
+    probe_timeout_seconds: float = Field(default=default("probe_timeout_seconds"), gt=0)
+    log_max_bytes: int = Field(default=default("log_max_bytes"), ge=1024)
+    log_backup_count: int = Field(default=default("log_backup_count"), ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
