@@ -1,8 +1,9 @@
 """Benchmark of mcp-lifecycle on this machine: `python bench/run.py [--runs N]`.
 
 Prints medians of repeated runs, each beside the interpreter floor (`python -c pass`) measured
-in the same run, and checks the targets of SPEC section 9. Everything runs against real
-processes in private temporary folders; every server it starts is stopped.
+in the same run, and checks the performance targets (the README's Performance section).
+Everything runs against real processes in private temporary folders; every server it starts
+is stopped.
 """
 
 from __future__ import annotations

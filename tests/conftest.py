@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import psutil
 import pytest
 
 from mcp_lifecycle.testing import CliResult as Result
-from mcp_lifecycle.testing import free_port
+from mcp_lifecycle.testing import free_port, gone, wait_for
 
 pytest_plugins = ["pytester"]
 
@@ -144,22 +143,6 @@ class Lifecycle:
 
     def set_env(self, **env: str) -> None:
         self.env.update(env)
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from mcp_lifecycle.control.process import leads_session
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -125,8 +127,8 @@ class LifecycleCLI:
         """SIGKILL the servers this CLI started that still run (the same processes only)."""
         killed = []
         for pid, started in self.seen:
-            if started and _start_time(pid) == started and not _gone(pid):
-                if _leads_session(pid):
+            if started and _start_time(pid) == started and not gone(pid):
+                if leads_session(pid):
                     os.killpg(pid, signal.SIGKILL)  # a detached server: its whole group
                 else:
                     os.kill(pid, signal.SIGKILL)
@@ -143,29 +145,24 @@ def _start_time(pid: int) -> str:
     return data[data.rfind(b")") + 2 :].split()[19].decode()
 
 
-def _leads_session(pid: int) -> bool:
-    try:
-        return os.getsid(pid) == pid
-    except ProcessLookupError:
-        return False
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Whether `predicate()` became true within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(interval)
     return bool(predicate())
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: it will never run again)."""
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True
-    return data[data.rfind(b")") + 2 :].split()[0] == b"Z"
 
 
 class LifecycleSuite:
@@ -234,7 +231,7 @@ class LifecycleSuite:
         stopped = lifecycle_cli.run("stop", "--json", "--timeout", str(self.stop_timeout))
         assert stopped.code == 0, stopped.err
         assert stopped.json()["forced"] is False, "the server did not stop on SIGTERM"
-        assert _gone(pid)
+        assert gone(pid)
         assert lifecycle_cli.run("status").code == 2
         assert lifecycle_cli.run("stop").code == 2
 
@@ -250,7 +247,7 @@ class LifecycleSuite:
         assert lifecycle_cli.run("start").code == 0
         pid = lifecycle_cli.server_pid()
         os.kill(pid, signal.SIGKILL)
-        assert _wait(lambda: _gone(pid), 10)
+        assert wait_for(lambda: gone(pid), 10)
         assert lifecycle_cli.run("status").code == 8
         restarted = lifecycle_cli.run("start")
         assert restarted.code == 0, restarted.err
@@ -266,5 +263,5 @@ class LifecycleSuite:
         assert stopped.code == 0, stopped.err
         assert stopped.json()["forced"] is True
         assert time.monotonic() - began < 1 + 5
-        assert _wait(lambda: _gone(pid), 5)
+        assert wait_for(lambda: gone(pid), 5)
         assert lifecycle_cli.run("status").code == 2

@@ -71,8 +71,10 @@ def serve_asgi(app: Any) -> None:
     """Serve an MCP ASGI app on our own uvicorn.Server until SIGTERM/SIGINT, with /healthz and
     /readyz added, and report ready once the socket serves.
 
-    uvicorn's own signal capture is switched off: our SignalHandler asks it to drain, and no
-    signal is re-raised afterwards, so the runtime's cleanup always runs (NOTES.md).
+    uvicorn's own signal capture is switched off: after a shutdown it replays the caught
+    SIGTERM, so the process would die with 143 before the runtime's cleanup (PID file, lock,
+    final snapshot) ran, as it does under `mcp.run()`. Our SignalHandler asks it to drain
+    instead, and nothing is re-raised.
     """
     import asyncio
 

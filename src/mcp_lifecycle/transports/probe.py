@@ -38,7 +38,7 @@ def handshake(
     """Connect to `target` (a URL, or stdio parameters) and list its tools, within `timeout`.
 
     Protocol revision 2026-07-28 has no ping: connect + tools/list works against old and new
-    servers alike (NOTES.md).
+    servers alike.
     """
     import anyio
 
