@@ -15,4 +15,4 @@ python -m compileall -q src tests > /dev/null
 # Two workers: most tests wait on real processes, and two of them fit a 2-core machine.
 pytest -n 2 --cov --cov-report=term-missing --cov-fail-under=90 "$@"
 # The code that decides whom to signal and what is on disk must be covered completely.
-coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'
+coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/server/name_claim.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'
