@@ -242,3 +242,14 @@ def test_forget_drops_our_copy_and_the_name_dies_with_the_last_one(tmp_path: Pat
     again = NameSocket(name)
     assert again.claim()
     again.release()
+
+
+def test_a_name_claim_says_who_holds_the_name() -> None:
+    from mcp_lifecycle.files.identity import current_identity
+    from mcp_lifecycle.files.name_socket import NameClaim
+
+    ours = Holder(pid=os.getpid(), uid=os.getuid())
+    assert NameClaim(ours, current_identity()).describe().endswith(", the server")
+    assert NameClaim(ours, None).describe().endswith("which holds no lock of this server")
+    stranger = Holder(pid=1, uid=os.getuid() + 1)
+    assert NameClaim(stranger, None).describe().endswith("another user's process")
