@@ -83,3 +83,12 @@ def test_custom_commands_live_beside_ours() -> None:
     result = runner.invoke(app, ["hello"])
     assert result.exit_code == 0
     assert "hello from the author" in result.output
+
+
+def test_a_commands_flags_end_with_it() -> None:
+    """A process that runs several commands (tests, a REPL) never lends one command's global
+    flags to code that runs after it."""
+    factory = MCPServerCLIFactory("srv", settings=MCPServerSettings(port=1234))
+    app = factory.create_app()
+    assert runner.invoke(app, ["--port", "999", "config", "--json"]).exit_code == 0
+    assert factory.load_settings().port == 1234

@@ -65,7 +65,7 @@ def root_options(
         if value is not None:
             flags.set(name, value, flag)
     ctx.obj = flags
-    remember_invocation(flags)
+    ctx.call_on_close(remember_invocation(flags))
     from mcp_lifecycle.logs import LOG_LEVELS, configure_logging
 
     if level is not None and level.upper() not in LOG_LEVELS:

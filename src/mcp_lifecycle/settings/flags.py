@@ -7,6 +7,7 @@ both resolve the same settings.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,11 @@ class Flags:
 _invocation: ContextVar[Flags | None] = ContextVar("_invocation", default=None)
 
 
-def remember_invocation(flags: Flags) -> None:
-    _invocation.set(flags)
+def remember_invocation(flags: Flags) -> Callable[[], None]:
+    """Make `flags` this command's; call what it returns when the command ends (a process that
+    runs several commands, as tests do, must not lend one command's flags to the next)."""
+    token = _invocation.set(flags)
+    return lambda: _invocation.reset(token)
 
 
 def invocation_flags() -> Flags:
