@@ -13,8 +13,10 @@ died first.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +26,10 @@ from mcp_lifecycle.settings.flags import Flags
 READY_FD_ENV = "MCP_LIFECYCLE_READY_FD"
 LOG_ENV = "MCP_LIFECYCLE_LOG"
 FLAGS_ENV = "MCP_LIFECYCLE_FLAGS"
+# `start --watch`: the paths whose changes restart the server (JSON list).
+WATCH_ENV = "MCP_LIFECYCLE_WATCH"
+# Set for a server run by our supervisor: the supervisor's PID (it holds the server's claim).
+SUPERVISOR_ENV = "MCP_LIFECYCLE_SUPERVISOR"
 _READY = "READY"
 _FAILED = "FAILED"
 # How the server records, for `reload`, that its settings were applied but its hook raised.
@@ -33,14 +39,33 @@ HOOK_FAILED = "the new settings are applied, but the server's reload hook failed
 # -- the starter's end -------------------------------------------------------------------------
 
 
-def to_env(flags: Flags, ready_fd: int | None = None, log: str | None = None) -> dict[str, str]:
-    """The variables that hand `flags` (and, for a detached start, the pipe and the log) to a
-    server started as `start --foreground`."""
+def this_cli(arguments: list[str]) -> list[str]:
+    """The argv that runs this same CLI again, in a fresh interpreter, with `arguments`:
+    `python -m pkg.mod` when it was run so (relative imports need the module), else
+    `python /abs/path/to/script`."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__", None):
+        module = spec.name.removesuffix(".__main__")
+        return [sys.executable, "-m", module, *arguments]
+    return [sys.executable, os.path.abspath(sys.argv[0]), *arguments]
+
+
+def to_env(
+    flags: Flags,
+    ready_fd: int | None = None,
+    log: str | None = None,
+    watch: list[str] | None = None,
+) -> dict[str, str]:
+    """The variables that hand `flags` (and, for a detached start, the pipe and the log; for
+    `start --watch`, the paths to watch) to a server started as `start --foreground`."""
     env = {FLAGS_ENV: flags.to_json()}
     if ready_fd is not None:
         env[READY_FD_ENV] = str(ready_fd)
     if log is not None:
         env[LOG_ENV] = log
+    if watch is not None:
+        env[WATCH_ENV] = json.dumps(watch)
     return env
 
 
@@ -94,16 +119,22 @@ class Handed:
     flags: Flags
     ready_fd: int | None
     log: str | None
+    watch: list[str] | None = None
+    supervisor: int | None = None  # we are the server a supervisor runs
 
 
 def take_from_environ() -> Handed:
     """Take the handoff out of the environment: it is ours alone, not for the server's own
     children."""
     ready_fd = os.environ.pop(READY_FD_ENV, None)
+    watch = json.loads(os.environ.pop(WATCH_ENV, "null"))
+    supervisor = os.environ.pop(SUPERVISOR_ENV, "")
     return Handed(
         Flags.from_json(os.environ.pop(FLAGS_ENV, "")),
         int(ready_fd) if ready_fd and ready_fd.isdigit() else None,
         os.environ.pop(LOG_ENV, None),
+        [str(path) for path in watch] if isinstance(watch, list) else None,
+        int(supervisor) if supervisor.isdigit() else None,
     )
 
 

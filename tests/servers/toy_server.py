@@ -92,6 +92,13 @@ def run() -> None:
         time.sleep(float(os.environ.get("TOY_READY_DELAY", "0.5")))
     notify_ready()
     notify_ready()  # a second call is harmless
+    (MARKS / "runs.txt").open("a").write(f"{os.getpid()}\n")
+    if MODE == "exit_after_ready":
+        time.sleep(float(os.environ.get("TOY_EXIT_AFTER", "0.3")))
+        sys.exit(int(os.environ.get("TOY_EXIT_CODE", "1")))
+    if MODE == "grow":
+        ballast = bytearray(int(os.environ.get("TOY_GROW_MB", "64")) * 1024 * 1024)
+        ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident, not just reserved
     threading.Event().wait()
 
 

@@ -80,6 +80,6 @@ def _start_subcommand(ctx: Any) -> list[str]:
 
 
 def start_command(ctx: Any) -> list[str]:
-    from mcp_lifecycle.control.argv import this_cli
+    from mcp_lifecycle.handoff import this_cli
 
     return this_cli(_start_subcommand(ctx))

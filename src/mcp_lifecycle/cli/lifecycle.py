@@ -1,8 +1,10 @@
 """start, stop, restart, reload: parse, call one domain function, render the result."""
 
+import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,10 +14,12 @@ from mcp_lifecycle.cli import render
 from mcp_lifecycle.cli.errors import JsonOption, NoKillOption, TimeoutOption, command_flags, edge
 from mcp_lifecycle.cli.hooks import Commands, start_command
 from mcp_lifecycle.errors import (
+    ConfigurationError,
     NotRunning,
     StalePid,
 )
 from mcp_lifecycle.settings.fields import LifecycleFields
+from mcp_lifecycle.settings.flags import Flags
 
 if TYPE_CHECKING:
     from mcp_lifecycle.control.start import StartResult
@@ -62,18 +66,64 @@ class LifecycleCommands(Commands):
             typer.Option("--foreground", help="Run in this process (systemd, containers)."),
         ] = False,
         timeout: TimeoutOption = None,
+        restart: Annotated[
+            str | None,
+            typer.Option(
+                "--restart",
+                metavar="POLICY",
+                help="Bring the server back when it exits: never, on-failure or always "
+                "(the restart_policy setting). Where systemd or Kubernetes run it, they restart.",
+            ),
+        ] = None,
+        watch: Annotated[
+            bool,
+            typer.Option(
+                "--watch",
+                help="Restart the server when a Python file under PATH (default: the server's "
+                "own package) changes. For development: never in a service definition.",
+            ),
+        ] = False,
+        paths: Annotated[
+            list[Path] | None, typer.Argument(metavar="[PATH]...", show_default=False)
+        ] = None,
         as_json: JsonOption = False,
     ) -> None:
+        if paths and not watch:
+            raise ConfigurationError("PATH is only for --watch", hint="add --watch")
+        flags = command_flags(ctx)
+        if restart is not None:
+            flags = flags.merged(
+                Flags({"restart_policy": restart}, {"restart_policy": "--restart"})
+            )
+        watched = self._watched(paths) if watch else None
         if foreground:
-            self._run_foreground(ctx, force)
+            self._run_foreground(ctx, flags, force, watched)
             return
-        settings = self.settings(ctx)
+        settings = self.loader.load(flags)
         self.require_handler()
-        result = self._start(ctx, settings, timeout, force)
+        result = self._start(ctx, settings, flags, timeout, force, watched)
         render.started(settings.server_name, result, as_json, cli=ctx.find_root().info_name)
 
+    def _watched(self, paths: list[Path] | None) -> list[str]:
+        """The folders `--watch` watches: those given, or the package of the start handler."""
+        if paths:
+            missing = [str(path) for path in paths if not path.exists()]
+            if missing:
+                raise ConfigurationError(f"cannot watch {', '.join(missing)}: no such path")
+            return [str(path.resolve()) for path in paths]
+        handler = self.require_handler()
+        module = sys.modules.get(getattr(handler, "__module__", ""), None)
+        source = getattr(module, "__file__", None)
+        return [str(Path(source).resolve().parent) if source else os.getcwd()]
+
     def _start(
-        self, ctx: typer.Context, settings: "MCPServerSettings", timeout: float | None, force: bool
+        self,
+        ctx: typer.Context,
+        settings: "MCPServerSettings",
+        flags: Flags,
+        timeout: float | None,
+        force: bool,
+        watch: list[str] | None = None,
     ) -> "StartResult":
         """Detached: the same CLI again in the foreground, on the same flags."""
         from mcp_lifecycle.control.start import start_detached
@@ -81,21 +131,26 @@ class LifecycleCommands(Commands):
         return start_detached(
             LifecycleFields.of(settings),
             start_command(ctx),
-            command_flags(ctx),
+            flags,
             timeout or settings.startup_timeout_seconds,
             force,
+            watch,
         )
 
-    def _run_foreground(self, ctx: typer.Context, force: bool) -> None:
-        from mcp_lifecycle.control.argv import this_cli
+    def _run_foreground(
+        self, ctx: typer.Context, flags: Flags, force: bool, watch: list[str] | None
+    ) -> None:
         from mcp_lifecycle.control.start import ensure_startable
+        from mcp_lifecycle.handoff import this_cli
         from mcp_lifecycle.server.bootstrap import run_foreground
         from mcp_lifecycle.server.pid1 import split_if_pid_1
 
         if os.getpid() == 1:  # in a container: an init in front, the server in a child
             split_if_pid_1(this_cli(sys.argv[1:]))
         handed = handoff.take_from_environ()
-        flags = handed.flags.merged(command_flags(ctx))
+        if watch is not None:
+            handed = dataclasses.replace(handed, watch=watch)
+        flags = handed.flags.merged(flags)
         run_foreground(
             lambda: self.loader.load(flags),
             self.require_handler,
@@ -156,5 +211,5 @@ class LifecycleCommands(Commands):
             stopped = self._stop(LifecycleFields.of(settings), timeout, no_kill)
         except (NotRunning, StalePid) as exc:
             stopped = exc.message  # nothing ran: a note, not an error
-        started = self._start(ctx, settings, timeout, force=False)
+        started = self._start(ctx, settings, command_flags(ctx), timeout, force=False)
         render.restarted(settings.server_name, stopped, started, as_json)

@@ -130,6 +130,8 @@ def status(report: Status, as_json: bool) -> None:
 def status_text(report: Status) -> str:
     name = report.server
     if report.condition == "not running":
+        if report.restarts is not None and report.reason:
+            return f"{name} is not running: {report.reason}. Start it with `start`."
         return f"{name} is not running. Start it with `start`."
     if report.condition == "stale":
         return (
@@ -144,6 +146,8 @@ def status_text(report: Status) -> str:
     lines = [f"{name} is {good('running')} (PID {report.pid}, state {state}, {age_text})."]
     if report.url:
         lines.append(f"  URL: {report.url}")
+    if report.supervisor_pid is not None:
+        lines.append(f"  Supervised by PID {report.supervisor_pid}: {_restarts(report)}")
     if report.loop_blocked_seconds is not None:
         lines.append(
             warn(
@@ -159,6 +163,16 @@ def status_text(report: Status) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _restarts(report: Status) -> str:
+    count = report.restarts or 0
+    text = f"{count} restart{'' if count == 1 else 's'} since start"
+    last = report.last_exit
+    if last:
+        how = f"signal {last.get('signal')}" if last.get("signal") else f"code {last.get('code')}"
+        text += f"; it last ended with {how} at {last.get('at')}"
+    return text + "."
 
 
 def health(report: HealthReport, as_json: bool) -> None:

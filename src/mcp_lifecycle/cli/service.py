@@ -81,7 +81,7 @@ def _register(app: typer.Typer, commands: Commands) -> None:
             user = None if uid == 0 else pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)  # a uid with no name (a container's): systemd takes the number
-        from mcp_lifecycle.control.argv import this_cli
+        from mcp_lifecycle.handoff import this_cli
 
         command = this_cli([])
         unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_path)

@@ -30,7 +30,8 @@ def reload_server(paths: ServerPaths, timeout: float) -> ReloadResult:
     assert state.pid is not None
     began = time.monotonic()
     earlier = load_runtime_health(paths.snapshot)
-    before = earlier.reload_attempts if earlier.pid == state.pid else 0
+    ours = state.pid in (earlier.pid, earlier.orchestrator_pid)
+    before = earlier.reload_attempts if ours else 0
     target = VerifiedProcess(state.pid, state.identity)
     try:
         target.send(signal.SIGHUP)
@@ -39,7 +40,9 @@ def reload_server(paths: ServerPaths, timeout: float) -> ReloadResult:
     deadline = began + timeout
     while True:
         snapshot = load_runtime_health(paths.snapshot)
-        if snapshot.pid == state.pid and snapshot.reload_attempts > before:
+        if state.pid in (snapshot.pid, snapshot.orchestrator_pid) and (
+            snapshot.reload_attempts > before
+        ):
             break
         if time.monotonic() >= deadline:
             raise ReloadTimeout(

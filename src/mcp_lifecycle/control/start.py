@@ -81,6 +81,7 @@ def start_detached(
     flags: Flags,
     timeout: float,
     force: bool = False,
+    watch: list[str] | None = None,
 ) -> StartResult:
     """Spawn `command` (this CLI's `start --foreground`, handed `flags`) in a session of its
     own, and return once it is READY."""
@@ -99,7 +100,7 @@ def start_detached(
         )
     try:
         note = ensure_startable(paths, settings.stale_pid_action, force)
-        result = _spawn_and_wait(settings, paths, command, flags, timeout)
+        result = _spawn_and_wait(settings, paths, command, flags, timeout, watch)
         return StartResult(result.pid, result.url, result.log_path, note)
     finally:
         start_lock.release()
@@ -127,13 +128,14 @@ def _spawn_and_wait(
     command: list[str],
     flags: Flags,
     timeout: float,
+    watch: list[str] | None = None,
 ) -> StartResult:
     refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
     log_fd = open_private_append(paths.log)
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
-    env = {**os.environ, **handoff.to_env(flags, write_fd, str(paths.log))}
+    env = {**os.environ, **handoff.to_env(flags, write_fd, str(paths.log), watch)}
     try:
         proc = subprocess.Popen(
             command,

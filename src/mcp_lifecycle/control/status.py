@@ -23,6 +23,7 @@ from mcp_lifecycle.files.snapshot import (
     is_snapshot_fresh,
     load_runtime_health,
 )
+from mcp_lifecycle.files.supervision import read_record
 from mcp_lifecycle.settings.fields import LifecycleFields
 
 # A condition beyond `Condition`'s: the server's files could not be judged at all (`ls`).
@@ -45,6 +46,11 @@ class Status:
     # Seconds since the server's event loop last turned, when it is stale because of that.
     loop_blocked_seconds: float | None = None
     uptime_seconds: float | None = None
+    # For a server with a restart policy: its supervisor, the restarts since `start`, and how
+    # the server last ended (code, signal, at, uptime_seconds).
+    supervisor_pid: int | None = None
+    restarts: int | None = None
+    last_exit: dict[str, Any] | None = None
 
     @property
     def running(self) -> bool:
@@ -85,9 +91,13 @@ def observe(fields: LifecycleFields) -> Observed:
     snapshot = RuntimeHealthSnapshot()
     age: float | None = None
     fresh = False
+    supervision = read_record(paths.supervision)
+    if supervision is not None and state.running and supervision.supervisor_pid != state.pid:
+        supervision = None  # an earlier supervisor's: this server runs without one
     if state.running:
         snapshot = load_runtime_health(paths.snapshot)
-        if snapshot.pid == state.pid:
+        # A supervised server's snapshot names its supervisor, which holds the lock.
+        if state.pid in (snapshot.pid, snapshot.orchestrator_pid):
             age = get_snapshot_age_seconds(snapshot)
             fresh = is_snapshot_fresh(snapshot, fields.health_ttl_seconds)
         else:
@@ -104,7 +114,7 @@ def observe(fields: LifecycleFields) -> Observed:
     status = Status(
         server=fields.server_name,
         condition=state.condition.value,
-        pid=state.pid,
+        pid=snapshot.pid if state.running and snapshot.pid else state.pid,
         state=snapshot.state if state.running else None,
         url=snapshot.url or (fields.url if state.running else None),
         snapshot_age_seconds=age,
@@ -116,6 +126,12 @@ def observe(fields: LifecycleFields) -> Observed:
         loop_blocked_seconds=blocked,
         uptime_seconds=_uptime(snapshot) if state.running else None,
     )
+    if supervision is not None:
+        status.supervisor_pid = supervision.supervisor_pid if state.running else None
+        status.restarts = supervision.restarts
+        status.last_exit = supervision.last_exit
+        if not state.running and supervision.reason:
+            status.reason = supervision.reason
     return Observed(status, snapshot, state)
 
 

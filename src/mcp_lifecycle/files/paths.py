@@ -83,3 +83,8 @@ class ServerPaths:
     @property
     def log(self) -> Path:
         return self.cache_root / f"{self.server_name}.log"
+
+    @property
+    def supervision(self) -> Path:
+        """What the supervisor of a server with a restart policy records for `status`."""
+        return self.cache_root / f"{self.server_name}.supervisor.json"

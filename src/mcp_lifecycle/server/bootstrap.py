@@ -72,19 +72,91 @@ def _prepare(
         server_name=settings.server_name,
         output_log=handed.log,
     )
-    if handed.ready_fd is None:
+    if handed.ready_fd is None and handed.supervisor is None:
         # A detached start already did this under the start lock.
         ensure_cache_root(settings.resolved_cache_root)
         note = ensure_startable(ServerPaths.for_settings(settings), settings.stale_pid_action)
         if note:
             logger.warning("%s", note)
+    if handed.supervisor is None and _supervised(settings, handed):
+        _become_supervisor(settings, handed)
+    if handed.supervisor is not None:
+        _die_with(handed.supervisor)
     return ServerRuntime(
         settings,
         handler,
         reload_settings=load_settings,
         reload_handler=reload_handler,
         ready_fd=handed.ready_fd,
+        supervisor=handed.supervisor,
     )
+
+
+def _supervised(settings: MCPServerSettings, handed: Handed) -> bool:
+    if settings.restart_policy == "never" and not handed.watch:
+        return False
+    manager = (
+        "systemd"
+        if os.environ.get("NOTIFY_SOCKET")
+        else "Kubernetes"
+        if os.environ.get("KUBERNETES_SERVICE_HOST")
+        else None
+    )
+    if manager is None:
+        return True
+    # Two supervisors would fight over every exit: the outer one restarts.
+    logger.warning(
+        "restart_policy %s is left to %s, which runs this server", settings.restart_policy, manager
+    )
+    return False
+
+
+def _become_supervisor(settings: MCPServerSettings, handed: Handed) -> NoReturn:
+    """Replace this process with the supervisor (the same PID, so a detached `start` waits on
+    it): a small interpreter without the server's code, which runs the server as its child."""
+    from mcp_lifecycle.handoff import READY_FD_ENV, this_cli, to_env
+    from mcp_lifecycle.server.supervisor import SPEC_ENV, SupervisorSpec
+    from mcp_lifecycle.settings.fields import LifecycleFields
+
+    spec = SupervisorSpec(
+        fields=LifecycleFields.of(settings).to_json(),
+        policy=settings.restart_policy,
+        max_retries=settings.restart_max_retries,
+        window_seconds=settings.restart_window_seconds,
+        backoff_seconds=settings.restart_backoff_seconds,
+        command=this_cli(sys.argv[1:]),
+        env=to_env(handed.flags, log=handed.log),
+        max_memory_mb=settings.restart_max_memory_mb,
+        watch=handed.watch or [],
+    )
+    env = {
+        **os.environ,
+        SPEC_ENV: spec.to_json(),
+        "MCP_LIFECYCLE_SUPERVISOR_LOG_LEVEL": settings.log_level,
+    }
+    if handed.ready_fd is not None:
+        os.set_inheritable(handed.ready_fd, True)
+        env[READY_FD_ENV] = str(handed.ready_fd)
+    logger.info("supervising %s (restart_policy %s)", settings.server_name, spec.policy)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "mcp_lifecycle.server.supervisor"]
+    os.execve(sys.executable, command, env)  # noqa: S606 - our interpreter, argv given whole
+
+
+def _die_with(supervisor: int) -> None:
+    """A server its supervisor runs must not outlive it: the kernel kills it when the
+    supervisor dies (Linux); elsewhere its heartbeat notices the new parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor:
+        raise LifecycleError(f"the supervisor (PID {supervisor}) is gone; not starting")
 
 
 def _serve_stdio(settings: MCPServerSettings, handler: Callable[[], None]) -> NoReturn:

@@ -12,12 +12,15 @@ import logging
 import os
 import threading
 import time
+from typing import Any
 
 from mcp_lifecycle.errors import AlreadyRunning, CorruptFile, LifecycleError, os_error
+from mcp_lifecycle.files import registry
 from mcp_lifecycle.files.name_socket import address, name_claim
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
 from mcp_lifecycle.files.private import ensure_cache_root, open_folder, same_folder, through_fd
+from mcp_lifecycle.files.supervision import remove_record
 from mcp_lifecycle.server.name_claim import NameSocket
 
 logger = logging.getLogger(__name__)
@@ -26,7 +29,7 @@ _CLAIM_ATTEMPTS = 3
 
 
 class ServerClaim:
-    def __init__(self, paths: ServerPaths) -> None:
+    def __init__(self, paths: ServerPaths, *, supervised: bool = False) -> None:
         # `paths` names the files for people and for the name claim; every read and write goes
         # through `files`, which stays in the folder opened at `take`.
         self.paths = paths
@@ -37,6 +40,9 @@ class ServerClaim:
         self._name = NameSocket(address(paths.cache_root, paths.server_name))
         # `restore` (heartbeat thread) and `release` (main thread) never interleave.
         self._guard = threading.Lock()
+        # A server run by our supervisor works in the cache root; the supervisor holds the
+        # lock, the name and the PID file.
+        self._supervised = supervised
 
     def take(self) -> None:
         """The cache root, its lock and the name: AlreadyRunning if another server has them;
@@ -44,6 +50,8 @@ class ServerClaim:
         try:
             ensure_cache_root(self.paths.cache_root)
             self._open_folder()
+            if self._supervised:
+                return
             self._lock = ServerLock(self.files.lock)
             taken = self._lock.acquire() and self._claim_name()
         except OSError as exc:
@@ -52,13 +60,33 @@ class ServerClaim:
             raise AlreadyRunning(f"{self.paths.server_name} is already running")
 
     def write_pid_file(self) -> None:
+        if self._supervised:
+            return
         try:
             write_pid_file(self.files.pid)
         except OSError as exc:
             raise os_error(exc, self.paths.pid) from exc
 
     def remove_pid_file(self) -> None:
-        remove_pid_file(self.files.pid, os.getpid())
+        if not self._supervised:
+            remove_pid_file(self.files.pid, os.getpid())
+
+    def register(self, settings: dict[str, Any]) -> None:
+        """Tell the registry where this server lives and with which settings (its lifecycle
+        fields), so it can be found by name from anywhere; a registry that cannot be written
+        costs only that. An earlier supervisor's record goes: this server runs without one."""
+        if self._supervised:
+            return
+        remove_record(self.files.supervision)
+        try:
+            registry.register(settings, os.getpid())
+        except (OSError, LifecycleError) as exc:
+            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
+
+    def unregister(self) -> None:
+        if not self._supervised:
+            with contextlib.suppress(OSError, LifecycleError):
+                registry.unregister(self.paths.server_name, self.paths.cache_root, os.getpid())
 
     def release(self) -> None:
         """Give back the name, the locks and the folder (whatever of them was taken)."""
@@ -86,8 +114,9 @@ class ServerClaim:
         with self._guard:
             try:
                 self._follow_cache_root()
-                self._restore_pid_file()
-                self._restore_lock()
+                if not self._supervised:
+                    self._restore_pid_file()
+                    self._restore_lock()
             except (OSError, LifecycleError) as exc:
                 logger.warning("could not restore the server's files: %s", exc)
 

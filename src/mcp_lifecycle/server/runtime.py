@@ -9,16 +9,15 @@ them together: signal handlers only set flags and wake the heartbeat.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle.errors import LifecycleError, ServerFailed
 from mcp_lifecycle.exit_codes import ExitCode
-from mcp_lifecycle.files import registry
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.handoff import ReadyPipe
 from mcp_lifecycle.logs import set_level
@@ -73,16 +72,19 @@ class ServerRuntime:
         reload_settings: Callable[[], MCPServerSettings] | None = None,
         reload_handler: Callable[[MCPServerSettings], None] | None = None,
         ready_fd: int | None = None,
+        supervisor: int | None = None,
     ) -> None:
         self.settings = settings
         self.paths = ServerPaths.for_settings(settings)
         self._start_handler = start_handler
-        self._claim = ServerClaim(self.paths)
+        # Run by our supervisor, which holds the server's claim: this process holds none.
+        self._supervisor = supervisor
+        self._claim = ServerClaim(self.paths, supervised=supervisor is not None)
         self._pipe = ReadyPipe(ready_fd)
         self._reloader = Reloader(reload_settings, reload_handler)
         self._loop = LoopWatch()
         self._heartbeat = Heartbeat(self.heartbeat_interval, self._beat, self._reload)
-        self._snapshots = SnapshotWriter(self._reloader, self._loop)
+        self._snapshots = SnapshotWriter(self._reloader, self._loop, orchestrator=supervisor)
         self._state = "starting"
         self._state_lock = threading.Lock()
         self._graceful_stop: Callable[[bool], None] | None = None
@@ -159,7 +161,7 @@ class ServerRuntime:
             # no snapshot of it knows it is starting, not stale.
             self._write_snapshot()
             self._claim.write_pid_file()
-            self._register()
+            self._claim.register(LifecycleFields.of(self.settings).to_json())
             self._heartbeat.start()
             logger.info(
                 "starting %s (pid %d, cache %s)",
@@ -185,7 +187,11 @@ class ServerRuntime:
             self._start_handler()
         except ShutdownRequested:
             return None
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported by the caller
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                return exc
+            # exit(0) is a return: a server that was ready has stopped cleanly.
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
             return exc
         finally:
             self._in_handler = False
@@ -221,8 +227,7 @@ class ServerRuntime:
             readiness.sd_notify("STOPPING=1")
             self._write_snapshot(final=True, wait=_CLEANUP_WRITE_WAIT_SECONDS)
             self._claim.remove_pid_file()
-            with contextlib.suppress(OSError, LifecycleError):
-                registry.unregister(self.settings.server_name, self.paths.cache_root, os.getpid())
+            self._claim.unregister()
         finally:
             self._pipe.close()
             readiness.set_current(None)
@@ -255,6 +260,10 @@ class ServerRuntime:
     # -- heartbeat thread --------------------------------------------------------------------
 
     def _beat(self) -> None:
+        if self._supervisor is not None and os.getppid() != self._supervisor:
+            # Where the kernel cannot end us with our supervisor: nothing runs unmanaged.
+            logger.error("the supervisor (PID %d) is gone; stopping", self._supervisor)
+            os.kill(os.getpid(), signal.SIGTERM)
         vouch = self._loop.answers(self.heartbeat_interval())
         if vouch and self._state in ("starting", "ready") and os.environ.get("WATCHDOG_USEC"):
             readiness.sd_notify("WATCHDOG=1")
@@ -279,18 +288,10 @@ class ServerRuntime:
         self.settings = new
         # A rotated token, or auth switched on or off.
         self.token = self._token(new)
-        self._register()
+        self._claim.register(LifecycleFields.of(new).to_json())
 
     def _token(self, settings: MCPServerSettings) -> str | None:
         return server_token(settings, self._claim.files.token, shown=self.paths.token)
-
-    def _register(self) -> None:
-        """Tell the registry where this server lives and with which settings, so it can be
-        found by name from anywhere. A registry that cannot be written costs only that."""
-        try:
-            registry.register(LifecycleFields.of(self.settings).to_json(), os.getpid())
-        except (OSError, LifecycleError) as exc:
-            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
 
     def _write_snapshot(self, final: bool = False, wait: float = -1, vouch: bool = True) -> None:
         self._snapshots.write(

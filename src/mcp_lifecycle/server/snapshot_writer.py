@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 class SnapshotWriter:
     """One writer at a time: the heartbeat, the main thread and `notify_ready` all write."""
 
-    def __init__(self, reloader: Reloader, loop: LoopWatch) -> None:
+    def __init__(
+        self, reloader: Reloader, loop: LoopWatch, orchestrator: int | None = None
+    ) -> None:
+        # The process that holds the server's claim: our supervisor, or this process.
+        self._orchestrator = orchestrator
         self._reloader = reloader
         self._loop = loop
         self._identity = current_identity()
@@ -50,7 +54,7 @@ class SnapshotWriter:
         def mutate(snapshot: RuntimeHealthSnapshot) -> None:
             # Not vouching keeps our last good timestamp; never an earlier server's.
             keep_stamp = not vouch and snapshot.pid == identity.pid
-            snapshot.orchestrator_pid = identity.pid
+            snapshot.orchestrator_pid = self._orchestrator or identity.pid
             snapshot.pid = identity.pid
             snapshot.process_create_time = identity.create_time
             snapshot.server_name = settings.server_name

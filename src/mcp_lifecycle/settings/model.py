@@ -98,6 +98,23 @@ class MCPServerSettings(BaseSettings):
     probe_timeout_seconds: float = Field(default=default("probe_timeout_seconds"), gt=0)
     log_max_bytes: int = Field(default=default("log_max_bytes"), ge=1024)
     log_backup_count: int = Field(default=default("log_backup_count"), ge=0)
+    restart_policy: Literal["never", "on-failure", "always"] = Field(
+        default="never",
+        description="bring a detached server back when it exits: on-failure (non-zero exit or "
+        "a signal) or always; under systemd or Kubernetes, let them restart it instead",
+    )
+    restart_max_retries: int = Field(
+        default=5, ge=0, description="restarts within restart_window_seconds before giving up"
+    )
+    restart_window_seconds: float = Field(default=300.0, gt=0)
+    restart_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="the first delay before a restart, doubling up to 30 s"
+    )
+    restart_max_memory_mb: int | None = Field(
+        default=None,
+        gt=0,
+        description="restart the server, gracefully, when its memory (RSS) stays above this",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -123,6 +140,10 @@ class MCPServerSettings(BaseSettings):
         "probe_timeout_seconds",
         "log_max_bytes",
         "log_backup_count",
+        "restart_max_retries",
+        "restart_window_seconds",
+        "restart_backoff_seconds",
+        "restart_max_memory_mb",
         mode="after",
     )
     @classmethod
