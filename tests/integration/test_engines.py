@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Lifecycle, free_port
+from tests.conftest import Lifecycle, free_port, wait_for
 
 BIN = Path(sys.executable).parent
 DEMO = shutil.which("mcp-lifecycle-demo") or str(BIN / "mcp-lifecycle-demo")
@@ -47,6 +48,27 @@ def test_systemd_unit(lifecycle: Lifecycle, tmp_path: Path) -> None:
             [analyze, "verify", str(path)], capture_output=True, text=True, check=False
         )
         assert verify.returncode == 0, verify.stderr
+
+
+def test_one_supervisor_under_systemd(lifecycle: Lifecycle) -> None:
+    """A restart policy is systemd's to apply under systemd: the unit keeps Restart=on-failure,
+    the output says the server's own policy does not apply, and the server started under a
+    NOTIFY_SOCKET runs without a supervisor of ours."""
+    result = lifecycle.run("service", "systemd", MCP_SERVER_RESTART_POLICY="always")
+    assert result.code == 0, result.err
+    assert "Restart=on-failure" in result.out
+    assert "restart_policy (always) does not apply there" in result.err
+    with lifecycle.foreground(
+        MCP_SERVER_RESTART_POLICY="always", NOTIFY_SOCKET="@mcp-lifecycle-test-absent"
+    ) as proc:
+        assert wait_for(lambda: lifecycle.pid_file.exists() and lifecycle.pid() == proc.pid)
+        status = lifecycle.run("status", "--json").json()
+        assert status["supervisor_pid"] is None
+        assert status["pid"] == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "restart_policy always is left to systemd" in err
 
 
 @pytest.mark.parametrize("port", [None, 9000])

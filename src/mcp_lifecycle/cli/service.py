@@ -55,6 +55,7 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         from mcp_lifecycle.service.definitions import systemd_unit, write_secrets
 
         settings, inputs = _inputs(commands, ctx)
+        _one_supervisor(settings, "systemd")
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
         cache_root = ensure_cache_root(settings.resolved_cache_root)
         uid = os.getuid()
@@ -129,6 +130,7 @@ def _register(app: typer.Typer, commands: Commands) -> None:
             "limits": {"cpu": cpu, "memory": memory},
         }
         documents = kubernetes_manifests(settings, argv, image, inputs, resources)
+        _one_supervisor(settings, "Kubernetes")
         if inputs.secrets:
             literals = " ".join(f"--from-literal={key}=..." for key in sorted(inputs.secrets))
             typer.echo(
@@ -151,6 +153,15 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
 
     app.add_typer(service, name="service")
+
+
+def _one_supervisor(settings: "MCPServerSettings", manager: str) -> None:
+    if settings.restart_policy != "never":
+        typer.echo(
+            f"Note: {manager} restarts the server; its restart_policy "
+            f"({settings.restart_policy}) does not apply there (one supervisor, not two).",
+            err=True,
+        )
 
 
 def _inputs(commands: Commands, ctx: typer.Context) -> "tuple[MCPServerSettings, ServiceInputs]":

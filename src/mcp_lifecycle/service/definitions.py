@@ -282,6 +282,8 @@ KillSignal=SIGTERM
 TimeoutStartSec={math.ceil(settings.startup_timeout_seconds)}
 TimeoutStopSec={stop_seconds}
 WatchdogSec={watchdog}
+# systemd restarts the server: its own restart_policy does not apply under systemd (one
+# supervisor, not two).
 Restart=on-failure
 RestartSec=2
 
