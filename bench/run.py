@@ -143,6 +143,7 @@ def measure(b: Bench) -> None:
     measure_start_stop(b)
     measure_heartbeat(b)
     measure_registry(b)
+    measure_supervisor(b)
 
 
 def measure_running(b: Bench, floor: float, naive: float) -> None:
@@ -233,6 +234,45 @@ def measure_registry(b: Bench) -> None:
             (root / f"other-{index}.pid").write_text("999999\n")
             (root / f"other-{index}.lock").write_text("")
         b.record(f"status with {count} servers registered", b.timed([*DEMO, "status"]))
+
+
+def measure_supervisor(b: Bench) -> None:
+    """A supervised demo server: what the supervisor costs, and how soon a server killed with
+    SIGKILL accepts work again (the backoff, 1 s by default, plus the server's own start)."""
+    began = time.monotonic()
+    assert b.run([*DEMO, "start"]).returncode == 0
+    own_start = time.monotonic() - began
+    b.run([*DEMO, "stop"])
+    assert b.run([*DEMO, "start", "--restart", "on-failure"]).returncode == 0
+    try:
+        status = json.loads(b.run([*DEMO, "status", "--json"]).stdout)
+        supervisor = psutil.Process(status["supervisor_pid"])
+        time.sleep(2)
+        rss = supervisor.memory_info().rss / 2**20
+        before, began = sum(supervisor.cpu_times()[:2]), time.monotonic()
+        time.sleep(10)
+        share = (sum(supervisor.cpu_times()[:2]) - before) / (time.monotonic() - began)
+        b.record("supervisor memory (RSS, idle)", rss, "MiB (not seconds)")
+        b.record("supervisor CPU, idle", share * 100, "% of a core (not seconds)")
+        b.check("supervisor under 15 MiB", rss < 15, f"{rss:.1f} MiB")
+        b.check("supervisor CPU ~0 % idle", share < 0.005, f"{share * 100:.3f} %")
+        os.kill(status["pid"], 9)
+        killed = time.monotonic()
+        while True:
+            now = json.loads(b.run([*DEMO, "status", "--json"]).stdout)
+            if now["pid"] != status["pid"] and now["state"] == "ready":
+                break
+            time.sleep(0.02)
+        back = time.monotonic() - killed
+        b.record("kill -9 to ready again (supervised)", back)
+        b.record("a plain start, for comparison", own_start)
+        b.check(
+            "back within 1 s plus its own start",
+            back <= 1.0 + own_start + 0.25,
+            f"{back:.2f} s (start alone {own_start:.2f} s)",
+        )
+    finally:
+        b.run([*DEMO, "stop"])
 
 
 def report(b: Bench) -> None:
