@@ -12,8 +12,8 @@ rm -f .coverage .coverage.*
 # Every test starts CLI processes; where PYTHONDONTWRITEBYTECODE is set (as on CI machines), each
 # would compile the package again unless it is compiled once here.
 python -m compileall -q src tests > /dev/null
-# Three workers on two cores: most tests wait on real processes; work stealing keeps the long
+# Four workers on two cores: most tests wait on real processes; work stealing keeps the long
 # ones from finishing last on one worker.
-pytest -n 3 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 "$@"
+pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 "$@"
 # The code that decides whom to signal and what is on disk must be covered completely.
 coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/server/name_claim.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'

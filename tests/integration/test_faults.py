@@ -195,7 +195,10 @@ def test_symlinked_snapshot_and_cache_root(lifecycle: Lifecycle, tmp_path: Any) 
 
 
 def test_future_and_wrong_shape_snapshots(lifecycle: Lifecycle) -> None:
-    assert lifecycle.run("start", MCP_SERVER_HEARTBEAT_SECONDS="5").code == 0
+    # No heartbeat may rewrite the planted snapshots while the test reads them, however slow
+    # the machine: one in five minutes.
+    lifecycle.set_env(MCP_SERVER_HEALTH_TTL_SECONDS="600", MCP_SERVER_HEARTBEAT_SECONDS="300")
+    assert lifecycle.run("start").code == 0
     data = lifecycle.snapshot()
     data["updated_at"] = "2999-01-01T00:00:00+00:00"
     data["updated_monotonic"] = time.monotonic() + 3600
