@@ -19,6 +19,7 @@ import select
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcp_lifecycle.settings.flags import Flags
@@ -80,15 +81,19 @@ class Answer:
     hint: str = ""
 
 
-def await_ready(fd: int, timeout: float) -> Answer | None:
-    """The server's answer on the pipe `fd`; None if none came within `timeout` seconds."""
+def await_ready(
+    fd: int, timeout: float, cancelled: Callable[[], bool] | None = None
+) -> Answer | None:
+    """The server's answer on the pipe `fd`; None if none came within `timeout` seconds, or
+    once `cancelled()` says to stop waiting."""
     deadline = time.monotonic() + timeout
     buffer = b""
     while b"\n" not in buffer:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or (cancelled is not None and cancelled()):
             return None
-        readable, _, _ = select.select([fd], [], [], remaining)
+        tick = remaining if cancelled is None else min(remaining, 0.05)
+        readable, _, _ = select.select([fd], [], [], tick)
         if not readable:
             continue
         chunk = os.read(fd, 4096)

@@ -190,7 +190,7 @@ def test_watch_restarts_on_a_source_change(lifecycle: Lifecycle, tmp_path: Path)
     (source / "tool.py").write_text("VERSION = 2\n")
     again = _back_with_a_new_server(lifecycle, first["pid"], restarts=1)
     assert again["supervisor_pid"] == first["supervisor_pid"]
-    assert "tool.py changed" in lifecycle.log_file.read_text()
+    assert "changed: tool.py" in lifecycle.log_file.read_text()
     assert lifecycle.run("stop").code == 0
 
 
@@ -204,3 +204,74 @@ def test_bad_policies_and_paths_are_refused(lifecycle: Lifecycle, tmp_path: Path
     assert missing.code == 5
     assert "no such path" in missing.err
     assert lifecycle.run("status").code == 2
+
+
+def test_while_it_waits_to_restart_status_says_it_is_down(lifecycle: Lifecycle) -> None:
+    status = _supervised(lifecycle, MCP_SERVER_RESTART_BACKOFF_SECONDS="30")
+    os.kill(status["pid"], signal.SIGKILL)
+    seen: dict[str, Any] = {}
+
+    def down() -> bool:
+        code, now = _status(lifecycle)
+        seen.update(now, code=code)
+        return now["state"] == "restarting"
+
+    assert wait_for(down, timeout=10), seen
+    assert seen["code"] == 4
+    assert seen["pid"] is None
+    assert seen["supervisor_pid"] == status["supervisor_pid"]
+    assert "is down" in lifecycle.run("status").out
+    assert lifecycle.run("stop").code == 0
+
+
+def test_a_reload_while_it_restarts_waits_for_the_new_server(lifecycle: Lifecycle) -> None:
+    status = _supervised(lifecycle, TOY_MODE="slow_ready", TOY_READY_DELAY="1")
+    os.kill(status["pid"], signal.SIGKILL)
+    assert wait_for(lambda: "restarting toy in" in lifecycle.log_file.read_text(), timeout=10)
+    reloaded = lifecycle.run("reload", "--timeout", "20")
+    assert reloaded.code == 0, reloaded.err
+    code, after = _status(lifecycle)
+    assert code == 0, after
+    assert after["restarts"] == 1  # the SIGHUP did not kill the new server before its handlers
+    assert after["last_exit"]["signal"] == signal.SIGKILL
+    assert lifecycle.run("stop").code == 0
+
+
+def test_a_memory_loop_ends_too(lifecycle: Lifecycle) -> None:
+    lifecycle.set_env(
+        TOY_MODE="grow",
+        TOY_GROW_MB="96",
+        MCP_SERVER_RESTART_MAX_MEMORY_MB="64",
+        MCP_SERVER_RESTART_MAX_RETRIES="1",
+        MCP_SERVER_HEARTBEAT_SECONDS="0.2",
+    )
+    _supervised(lifecycle, steady=False)
+    seen: dict[str, Any] = {}
+
+    def gave_up() -> bool:
+        code, now = _status(lifecycle)
+        seen.update(now)
+        return code == 2
+
+    assert wait_for(gave_up, timeout=30), seen
+    assert "gave up after 1 restarts" in seen["reason"]
+    assert len((lifecycle.marks / "runs.txt").read_text().split()) == 2
+
+
+def test_stop_takes_the_servers_children_along(lifecycle: Lifecycle) -> None:
+    _supervised(lifecycle, TOY_MODE="child_ignores_term")
+    child = int((lifecycle.marks / "child.pid").read_text())
+    assert lifecycle.run("stop").code == 0
+    assert wait_for(lambda: gone(child), timeout=10), "the server's child outlived the stop"
+
+
+def test_a_server_that_ignores_stop_is_killed_by_its_supervisor(lifecycle: Lifecycle) -> None:
+    status = _supervised(lifecycle, TOY_MODE="hang_on_stop")
+    stopped = lifecycle.run("stop", "--json")
+    assert stopped.code == 0, stopped.err
+    # The supervisor gives its server less than `stop` gives the supervisor: it ends the
+    # server itself, and `stop` never has to kill the supervisor.
+    assert stopped.json()["forced"] is False
+    assert gone(status["pid"])
+    assert gone(status["supervisor_pid"])
+    assert "did not stop in time; killing it" in lifecycle.log_file.read_text()

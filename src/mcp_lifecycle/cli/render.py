@@ -140,6 +140,11 @@ def status_text(report: Status) -> str:
         )
     if report.condition == "unverified":
         return f"{name}: {report.reason}. Nothing will be signalled."
+    if report.state == "restarting":
+        return warn(
+            f"{name} is down: its supervisor (PID {report.supervisor_pid}) starts it again "
+            f"shortly. {_restarts(report)}"
+        )
     age = report.snapshot_age_seconds
     age_text = "no snapshot" if age is None else f"snapshot {age:.1f}s old"
     state = report.state or "unknown"

@@ -82,11 +82,15 @@ def leads_session(pid: int) -> bool:
         return False
 
 
-def _group_members(pgid: int) -> list[psutil.Process]:
+def _group_members(pgid: int, session: int | None = None) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter():
         try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+            if (
+                os.getpgid(proc.pid) == pgid
+                and (session is None or os.getsid(proc.pid) == session)
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
                 members.append(proc)
         except (ProcessLookupError, psutil.Error):
             continue
@@ -102,15 +106,15 @@ def wait_group(pgid: int, deadline: float) -> bool:
     return True
 
 
-def kill_group_leftovers(pgid: int) -> None:
-    """SIGKILL what is left of a process group of ours. A group ID cannot be reused while the
-    group has members, so only a group with members is signalled."""
-    if not _group_members(pgid):
+def kill_group_leftovers(pgid: int, session: int | None = None) -> None:
+    """SIGKILL what is left of a process group of ours (in `session`, if given). A group ID
+    cannot be reused while the group has members, so only a group with members is signalled."""
+    if not _group_members(pgid, session):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while _group_members(pgid) and time.monotonic() < deadline:
+    while _group_members(pgid, session) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 

@@ -66,6 +66,8 @@ class Status:
             return ExitCode.STALE_PID
         if self.condition == UNREADABLE:
             return ExitCode.GENERAL_ERROR
+        if self.state == "restarting":
+            return ExitCode.HEALTH_CHECK_FAILED  # its supervisor runs; no server does
         return ExitCode.SUCCESS if self.snapshot_fresh else ExitCode.HEALTH_CHECK_FAILED
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,7 +116,7 @@ def observe(fields: LifecycleFields) -> Observed:
     status = Status(
         server=fields.server_name,
         condition=state.condition.value,
-        pid=snapshot.pid if state.running and snapshot.pid else state.pid,
+        pid=_server_pid(state, snapshot),
         state=snapshot.state if state.running else None,
         url=snapshot.url or (fields.url if state.running else None),
         snapshot_age_seconds=age,
@@ -158,6 +160,14 @@ def observe_quietly(fields: LifecycleFields) -> Status:
         cache_root=str(paths.cache_root),
         log_file=str(paths.log),
     )
+
+
+def _server_pid(state: ServerState, snapshot: RuntimeHealthSnapshot) -> int | None:
+    """The server's PID: the lock holder's, or, under a supervisor, its server's (none while
+    the supervisor waits to start it again)."""
+    if not state.running or not snapshot.pid:
+        return state.pid
+    return None if snapshot.state == "restarting" else snapshot.pid
 
 
 def _uptime(snapshot: RuntimeHealthSnapshot) -> float | None:

@@ -19,9 +19,11 @@ from mcp_lifecycle.control.process import (
     wait_group,
 )
 from mcp_lifecycle.errors import LifecycleError, StopTimeout
+from mcp_lifecycle.files import registry
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import remove_pid_file
 from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_health
+from mcp_lifecycle.files.supervision import read_record, remove_record
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,33 @@ def stop_server(
             with contextlib.suppress(ProcessLookupError):
                 target.send(signal.SIGKILL)
             target.wait(time.monotonic() + KILL_GRACE_SECONDS)
+            _kill_supervised_leftovers(paths, pid)
     finally:
         target.close()
     if remove_pid_file(paths.pid, pid) or forced:
         _mark_stopped(paths, pid)
+    if forced:
+        # What a killed supervisor could not take back itself.
+        remove_record(paths.supervision)
+        with contextlib.suppress(OSError, LifecycleError):
+            registry.unregister(paths.server_name, paths.cache_root, pid)
     return StopResult(pid=pid, forced=forced, seconds=time.monotonic() - began)
+
+
+def _kill_supervised_leftovers(paths: ServerPaths, supervisor: int) -> None:
+    """A supervised server runs in a process group of its own: when its supervisor had to be
+    killed, what is left of that group (the server's own children) goes too. Only members
+    still in the supervisor's session count, so a reused group ID finds nothing."""
+    record = read_record(paths.supervision)
+    if record is None or record.supervisor_pid != supervisor or record.server_pid is None:
+        return
+    kill_group_leftovers(record.server_pid, session=supervisor)
 
 
 def _mark_stopped(paths: ServerPaths, pid: int) -> None:
     def mutate(snapshot: RuntimeHealthSnapshot) -> None:
-        if snapshot.pid == pid and snapshot.state != "stopped":
+        # A supervised server's snapshot names its supervisor as the orchestrator.
+        if pid in (snapshot.pid, snapshot.orchestrator_pid) and snapshot.state != "stopped":
             snapshot.state = "stopped"
             snapshot.lifecycle_state = {"state": "stopped"}
             snapshot.watchers_running = False

@@ -30,7 +30,8 @@ from mcp_lifecycle.files.private import (
 logger = logging.getLogger(__name__)
 
 _MAX_SNAPSHOT_BYTES = 1_048_576
-STATES = ("starting", "ready", "stopping", "stopped", "failed")
+# `restarting`: a supervisor waits to start its server again; no server runs meanwhile.
+STATES = ("starting", "ready", "stopping", "stopped", "failed", "restarting")
 
 
 def utc_now_iso() -> str:

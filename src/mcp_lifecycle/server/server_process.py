@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mcp_lifecycle import handoff
@@ -17,6 +18,8 @@ from mcp_lifecycle.files.snapshot import utc_now_iso
 from mcp_lifecycle.handoff import Answer
 
 logger = logging.getLogger("mcp_lifecycle.supervisor")
+
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -45,14 +48,15 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._terminated = False
+        self._reaped = False
 
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
-    def start(self, startup_timeout: float) -> Answer | None:
-        """Spawn the server and wait until it is ready (None: not within the timeout). One that
-        is not ready is stopped."""
+    def start(self, startup_timeout: float, cancelled: Callable[[], bool]) -> Answer | None:
+        """Spawn the server and wait until it is ready (None: not within the timeout, or
+        `cancelled()`). One that is not ready is stopped."""
         read_fd, write_fd = os.pipe()
         env = {
             **os.environ,
@@ -60,6 +64,10 @@ class ServerProcess:
             handoff.READY_FD_ENV: str(write_fd),
             handoff.SUPERVISOR_ENV: str(os.getpid()),
         }
+        # Signals wait while the process is made: a stop in between finds it to signal, and
+        # the server starts with them blocked until its handlers are in (a SIGHUP before
+        # that would kill it). Its signal handler setup unblocks them.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         try:
             # From the main thread only: the server's death signal follows the thread that
             # forked it. A group of its own, so that signals reach it once, through us.
@@ -75,9 +83,10 @@ class ServerProcess:
             raise LifecycleError(f"could not run {self._command[0]}: {exc}") from None
         finally:
             os.close(write_fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._started = time.monotonic()
         try:
-            answer = handoff.await_ready(read_fd, startup_timeout)
+            answer = handoff.await_ready(read_fd, startup_timeout, cancelled)
         finally:
             os.close(read_fd)
         if answer is None or not answer.ready:
@@ -92,7 +101,7 @@ class ServerProcess:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
-        self._kill_leftovers()
+        self._reap()
         uptime = time.monotonic() - self._started
         return Exit(None, -code, uptime) if code < 0 else Exit(code, None, uptime)
 
@@ -100,16 +109,16 @@ class ServerProcess:
         """SIGTERM, once: the server takes a second one as "stop now", so only `force` repeats
         it. Safe in a signal handler."""
         proc = self._proc
-        if proc is None or proc.poll() is not None or (self._terminated and not force):
+        if proc is None or self._reaped or (self._terminated and not force):
             return
-        self._terminated = True
+        self._terminated = True  # first: a signal handler may run between these lines
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         """Ask the server to stop, give it its stop timeout, then kill its whole group."""
         proc = self._proc
-        if proc is None:
+        if proc is None or self._reaped:
             return
         self.terminate()
         try:
@@ -119,11 +128,11 @@ class ServerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        self._kill_leftovers()
+        self._reap()
 
     def reload(self) -> None:
         proc = self._proc
-        if proc is not None and proc.poll() is None:
+        if proc is not None and not self._reaped:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGHUP)
 
@@ -135,9 +144,11 @@ class ServerProcess:
         except psutil.Error:
             return None
 
-    def _kill_leftovers(self) -> None:
-        """What the server's own children left in its group, right after it was reaped: a
-        group ID cannot be reused while members remain, and with none, this finds nothing."""
-        if self._proc is not None:
+    def _reap(self) -> None:
+        """Kill what the server's own children left in its group, right after `wait` reaped
+        the server, and never again: a group ID cannot be reused while members remain, but it
+        can be once they are gone."""
+        if self._proc is not None and not self._reaped:
+            self._reaped = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signal.SIGKILL)

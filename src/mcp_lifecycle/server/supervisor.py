@@ -40,7 +40,9 @@ SPEC_ENV = "MCP_LIFECYCLE_SUPERVISOR_SPEC"
 MAX_BACKOFF_SECONDS = 30.0
 _POLL_SECONDS = 0.1
 _MEMORY_CHECKS = 2  # consecutive checks above the limit before a restart
-_KILL_GRACE_SECONDS = 2.0
+# `stop` SIGKILLs our group this long after its timeout: we stop the server before that.
+_STOP_MARGIN_SECONDS = 2.5
+_CHANGED = "changed: "
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class Supervisor:
         self._server: ServerProcess | None = None
         self._stopping = False
         self._restart_for: str | None = None  # why the running server is to be replaced
+        self._reload_pending = False  # a SIGHUP that came while no server was ready
+        self._ready = False
         self._watch_stop = threading.Event()
 
     # -- the run -----------------------------------------------------------------------------
@@ -130,7 +134,11 @@ class Supervisor:
             gave_up = self._record.reason is not None
             return code
         except LifecycleError as exc:
+            # The first start hears of it; a later one is recorded for `status`.
             self._pipe.send_failure(int(exc.exit_code), exc.message, exc.hint)
+            self._record.reason = exc.message
+            self._save()
+            gave_up = True
             return int(exc.exit_code)
         finally:
             self._watch_stop.set()
@@ -152,12 +160,16 @@ class Supervisor:
             answer = self._spawn()
             if first:
                 first = False
-                if answer is None or not answer.ready:
+                if self._stopping or answer is None or not answer.ready:
                     # The first start answers `start` as an unsupervised one would: no retries.
-                    self._pipe.send_failure(*_failure(answer, self.fields.startup_timeout_seconds))
-                    return 1
+                    self._pipe.send_failure(*_failure(answer, self._stopping, self.fields))
+                    return 0 if self._stopping else 1
                 self._pipe.send_ready()
+            if answer is not None and answer.ready and self._reload_pending:
+                self._reload_pending = False
+                self._server_reload()
             ended = self._wait_server()
+            self._ready = False  # a reload from now on waits for the next server
             if self._stopping:
                 return 0
             self._record.last_exit = {
@@ -167,34 +179,43 @@ class Supervisor:
                 "uptime_seconds": round(ended.uptime, 1),
             }
             logger.warning("%s ended (%s)", self.fields.server_name, ended.describe())
-            if self._restart_for is not None:
-                logger.info("restarting %s: %s", self.fields.server_name, self._restart_for)
-                self._restart_for = None
+            why, self._restart_for = self._restart_for, None
+            if why is not None and why.startswith(_CHANGED):
+                logger.info("restarting %s: %s", self.fields.server_name, why)
                 self._count_restart()
                 continue
-            if not ended.failed and self.spec.policy == "on-failure":
+            if why is None and not ended.failed and self.spec.policy == "on-failure":
                 logger.info(
                     "%s exited cleanly; not restarting (on-failure)", self.fields.server_name
                 )
                 self._record.reason = "the server exited cleanly (restart_policy on-failure)"
                 self._save()
                 return 0
-            if not self._may_restart(ended):
+            # A crash, or a memory limit: both spend the budget and wait the backoff, so a
+            # server that grows past its limit at once cannot loop.
+            if not self._may_restart(ended, asked=why is not None):
                 return 1
             delay = self._budget.delay(ended.uptime)
-            logger.info("restarting %s in %.1fs", self.fields.server_name, delay)
+            logger.info(
+                "restarting %s in %.1fs%s",
+                self.fields.server_name,
+                delay,
+                f": {why}" if why else "",
+            )
             self._snapshot("restarting")
             if not self._sleep(delay):
                 return 0
             self._count_restart()
         return 0
 
-    def _may_restart(self, ended: Exit) -> bool:
-        if self.spec.policy != "never" and not self._budget.exhausted():
+    def _may_restart(self, ended: Exit, asked: bool) -> bool:
+        """`asked`: the restart is ours (a memory limit), whatever the policy says of exits."""
+        never = self.spec.policy == "never" and not asked
+        if not never and not self._budget.exhausted():
             return True
         self._record.reason = (
             f"it ended with {ended.describe()} (restart_policy never)"
-            if self.spec.policy == "never"
+            if never
             else f"gave up after {self.spec.max_retries} restarts within "
             f"{self.spec.window_seconds:g}s; it last ended with {ended.describe()}"
         )
@@ -210,14 +231,23 @@ class Supervisor:
     # -- the server process ------------------------------------------------------------------
 
     def _spawn(self) -> Answer | None:
-        """Start the server and wait until it is ready (None: not within the startup timeout)."""
+        """Start the server and wait until it is ready (None: not within the startup timeout,
+        or a stop came)."""
         self._snapshot("starting")
+        self._ready = False
+        if self._restart_for is not None and self._restart_for.startswith(_CHANGED):
+            self._restart_for = None  # the server about to start reads the changed files
+        # The server gets less than `stop` gives us, so that we, not `stop`'s SIGKILL of our
+        # group, end it and what it started.
         self._server = ServerProcess(
-            self.spec.command, self.spec.env, self.fields.stop_timeout_seconds
+            self.spec.command,
+            self.spec.env,
+            max(0.5, self.fields.stop_timeout_seconds - _STOP_MARGIN_SECONDS),
         )
-        answer = self._server.start(self.fields.startup_timeout_seconds)
+        answer = self._server.start(self.fields.startup_timeout_seconds, lambda: self._stopping)
         self._record.server_pid = self._server.pid
         self._save()
+        self._ready = answer is not None and answer.ready
         return answer
 
     def _wait_server(self) -> Exit:
@@ -248,6 +278,12 @@ class Supervisor:
             logger.info("stopping %s (final: nothing restarts it)", self.fields.server_name)
 
     def _on_reload(self) -> None:
+        if self._ready:
+            self._server_reload()
+        else:
+            self._reload_pending = True  # no server has its handlers yet: it gets it at READY
+
+    def _server_reload(self) -> None:
         if self._server is not None:
             self._server.reload()
 
@@ -273,7 +309,8 @@ class Supervisor:
             raise_interrupt=False,
         ):
             changed = sorted({os.path.basename(path) for _, path in changes})
-            self._restart_for = f"{', '.join(changed[:3])} changed"
+            if self._ready:
+                self._restart_for = f"{_CHANGED}{', '.join(changed[:3])}"
 
     # -- records -----------------------------------------------------------------------------
 
@@ -309,6 +346,7 @@ class Supervisor:
             snapshot.activity_state = {"accepting_work": False}
             snapshot.watchers_running = not final
             snapshot.url = self.fields.url
+            snapshot.started_at = None  # the next run's, once it starts
             snapshot.loop_turned_monotonic = None
             snapshot.heartbeat_monotonic = time.monotonic()
             snapshot.touch()
@@ -319,8 +357,17 @@ class Supervisor:
             logger.warning("could not write the health snapshot: %s", exc)
 
 
-def _failure(answer: Answer | None, timeout: float) -> tuple[int, str, str | None]:
+def _failure(
+    answer: Answer | None, stopping: bool, fields: LifecycleFields
+) -> tuple[int, str, str | None]:
+    if stopping:
+        return (
+            1,
+            "the server was told to stop (SIGTERM or SIGINT) before it was ready",
+            "something stopped it while it started (a `stop`?); run `start` again",
+        )
     if answer is None:
+        timeout = fields.startup_timeout_seconds
         return 7, f"the server was not ready within {timeout:g}s; stopped it", None
     if answer.code is not None:
         return answer.code, answer.message, answer.hint or None
