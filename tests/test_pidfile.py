@@ -43,7 +43,9 @@ def test_parse_pid_round_trips(pid: int) -> None:
     assert parse_pid(f"{pid}\n".encode()) == pid
 
 
-@pytest.mark.parametrize("text", [b"0", b"-1", b"4194305", b"1e3", b"", b"  ", b"\xff"])
+@pytest.mark.parametrize(
+    "text", [b"0", b"-1", b"4194305", b"1e3", b"", b"  ", b"\xff", b"\x1c1", b"1\x85"]
+)
 def test_parse_pid_rejects(text: bytes) -> None:
     with pytest.raises(CorruptFile):
         parse_pid(text)

@@ -214,7 +214,7 @@ def test_while_it_waits_to_restart_status_says_it_is_down(lifecycle: Lifecycle) 
     def down() -> bool:
         code, now = _status(lifecycle)
         seen.update(now, code=code)
-        return now["state"] == "restarting"
+        return bool(now["state"] == "restarting")
 
     assert wait_for(down, timeout=10), seen
     assert seen["code"] == 4

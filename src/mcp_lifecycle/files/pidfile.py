@@ -32,7 +32,8 @@ _LOCK_FLAGS = os.O_RDWR | os.O_CREAT
 
 def parse_pid(data: bytes) -> int:
     """The PID in a PID file's bytes; CorruptFile for anything else."""
-    text = data.decode("ascii", errors="replace").strip()
+    # Strip the bytes: str.strip() would also take control characters (\x1c) for blanks.
+    text = data.strip().decode("ascii", errors="replace")
     if not text.isascii() or not text.isdigit():
         raise CorruptFile(f"PID file holds {text[:40]!r}, not a process ID")
     pid = int(text)

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -109,7 +110,7 @@ class Supervisor:
         self._restart_for: str | None = None  # why the running server is to be replaced
         self._reload_pending = False  # a SIGHUP that came while no server was ready
         self._ready = False
-        self._watch_stop = threading.Event()
+        self._watcher = SourceWatcher(spec.watch, self._on_change)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class Supervisor:
             self._claim.write_pid_file()
             self._claim.register(self.fields.to_json())
             self._save()
-            self._watch()
+            self._watcher.start()
             code = self._supervise()
             gave_up = self._record.reason is not None
             return code
@@ -141,7 +142,7 @@ class Supervisor:
             gave_up = True
             return int(exc.exit_code)
         finally:
-            self._watch_stop.set()
+            self._watcher.stop()
             if self._server is not None:
                 self._server.stop()
             self._snapshot("failed" if gave_up else "stopped", final=True)
@@ -289,28 +290,9 @@ class Supervisor:
 
     # -- watching ----------------------------------------------------------------------------
 
-    def _watch(self) -> None:
-        if not self.spec.watch:
-            return
-        thread = threading.Thread(target=self._watch_loop, name="mcp-lifecycle-watch", daemon=True)
-        thread.start()
-
-    def _watch_loop(self) -> None:
-        import watchfiles
-
-        from mcp_lifecycle.server.signals import keep_signals_for_the_main_thread
-
-        keep_signals_for_the_main_thread()
-        for changes in watchfiles.watch(
-            *self.spec.watch,
-            watch_filter=watchfiles.PythonFilter(),
-            stop_event=self._watch_stop,
-            debounce=400,
-            raise_interrupt=False,
-        ):
-            changed = sorted({os.path.basename(path) for _, path in changes})
-            if self._ready:
-                self._restart_for = f"{_CHANGED}{', '.join(changed[:3])}"
+    def _on_change(self, changed: list[str]) -> None:
+        if self._ready:
+            self._restart_for = f"{_CHANGED}{', '.join(changed[:3])}"
 
     # -- records -----------------------------------------------------------------------------
 
@@ -355,6 +337,38 @@ class Supervisor:
             update_runtime_health(self._claim.files.snapshot, mutate)
         except (OSError, LifecycleError) as exc:
             logger.warning("could not write the health snapshot: %s", exc)
+
+
+class SourceWatcher:
+    """`start --watch`: tells of changed Python files under the given paths (watchfiles, in a
+    thread of its own, debounced)."""
+
+    def __init__(self, paths: list[str], on_change: Callable[[list[str]], None]) -> None:
+        self._paths = paths
+        self._on_change = on_change
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        if self._paths:
+            threading.Thread(target=self._run, name="mcp-lifecycle-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        import watchfiles
+
+        from mcp_lifecycle.server.signals import keep_signals_for_the_main_thread
+
+        keep_signals_for_the_main_thread()
+        for changes in watchfiles.watch(
+            *self._paths,
+            watch_filter=watchfiles.PythonFilter(),
+            stop_event=self._stop,
+            debounce=400,
+            raise_interrupt=False,
+        ):
+            self._on_change(sorted({os.path.basename(path) for _, path in changes}))
 
 
 def _failure(
