@@ -11,6 +11,14 @@ from typing import Any
 
 from tests.conftest import Lifecycle, gone, wait_for
 
+# A server that takes 96 MB once ready, limited to 64 MB, checked five times a second.
+GROWS_PAST_64_MB = {
+    "TOY_MODE": "grow",
+    "TOY_GROW_MB": "96",
+    "MCP_SERVER_RESTART_MAX_MEMORY_MB": "64",
+    "MCP_SERVER_HEARTBEAT_SECONDS": "0.2",
+}
+
 
 def _status(lifecycle: Lifecycle) -> tuple[int, dict[str, Any]]:
     result = lifecycle.run("status", "--json")
@@ -32,6 +40,19 @@ def _supervised(
         assert status["pid"] != status["supervisor_pid"]
         assert status["restarts"] == 0
     return status
+
+
+def _once_ended(lifecycle: Lifecycle, timeout: float) -> dict[str, Any]:
+    """The status once the supervisor stopped for good (exit 2)."""
+    seen: dict[str, Any] = {}
+
+    def ended() -> bool:
+        code, status = _status(lifecycle)
+        seen.update(status)
+        return code == 2
+
+    assert wait_for(ended, timeout=timeout), seen
+    return seen
 
 
 def _back_with_a_new_server(lifecycle: Lifecycle, old: int, restarts: int) -> dict[str, Any]:
@@ -70,14 +91,7 @@ def test_a_killed_server_comes_back(lifecycle: Lifecycle) -> None:
 def test_a_crash_loop_ends_with_the_reason(lifecycle: Lifecycle) -> None:
     lifecycle.set_env(TOY_MODE="exit_after_ready", MCP_SERVER_RESTART_MAX_RETRIES="2")
     _supervised(lifecycle, steady=False)
-    code, status = 0, dict[str, Any]()
-
-    def gave_up() -> bool:
-        nonlocal code, status
-        code, status = _status(lifecycle)
-        return code == 2
-
-    assert wait_for(gave_up, timeout=30), status
+    status = _once_ended(lifecycle, timeout=30)
     assert "gave up after 2 restarts" in status["reason"]
     assert "exit code 1" in status["reason"]
     assert status["restarts"] == 2
@@ -131,14 +145,7 @@ def test_reload_reaches_the_server(lifecycle: Lifecycle) -> None:
 def test_on_failure_leaves_a_clean_exit_alone(lifecycle: Lifecycle) -> None:
     lifecycle.set_env(TOY_MODE="exit_after_ready", TOY_EXIT_CODE="0")
     _supervised(lifecycle, steady=False)
-    code, status = 0, dict[str, Any]()
-
-    def ended() -> bool:
-        nonlocal code, status
-        code, status = _status(lifecycle)
-        return code == 2
-
-    assert wait_for(ended, timeout=15), status
+    status = _once_ended(lifecycle, timeout=15)
     assert status["restarts"] == 0
     assert "exited cleanly" in status["reason"]
 
@@ -159,12 +166,7 @@ def test_always_restarts_a_clean_exit(lifecycle: Lifecycle) -> None:
 
 
 def test_a_server_above_its_memory_limit_is_restarted(lifecycle: Lifecycle) -> None:
-    lifecycle.set_env(
-        TOY_MODE="grow",
-        TOY_GROW_MB="96",
-        MCP_SERVER_RESTART_MAX_MEMORY_MB="64",
-        MCP_SERVER_HEARTBEAT_SECONDS="0.2",
-    )
+    lifecycle.set_env(**GROWS_PAST_64_MB)
     _supervised(lifecycle, steady=False)
     log = lifecycle.log_file
     assert wait_for(lambda: "its memory stayed above 64 MB" in log.read_text(), timeout=20)
@@ -238,23 +240,10 @@ def test_a_reload_while_it_restarts_waits_for_the_new_server(lifecycle: Lifecycl
 
 
 def test_a_memory_loop_ends_too(lifecycle: Lifecycle) -> None:
-    lifecycle.set_env(
-        TOY_MODE="grow",
-        TOY_GROW_MB="96",
-        MCP_SERVER_RESTART_MAX_MEMORY_MB="64",
-        MCP_SERVER_RESTART_MAX_RETRIES="1",
-        MCP_SERVER_HEARTBEAT_SECONDS="0.2",
-    )
+    lifecycle.set_env(**GROWS_PAST_64_MB, MCP_SERVER_RESTART_MAX_RETRIES="1")
     _supervised(lifecycle, steady=False)
-    seen: dict[str, Any] = {}
-
-    def gave_up() -> bool:
-        code, now = _status(lifecycle)
-        seen.update(now)
-        return code == 2
-
-    assert wait_for(gave_up, timeout=30), seen
-    assert "gave up after 1 restarts" in seen["reason"]
+    status = _once_ended(lifecycle, timeout=30)
+    assert "gave up after 1 restarts" in status["reason"]
     assert len((lifecycle.marks / "runs.txt").read_text().split()) == 2
 
 
