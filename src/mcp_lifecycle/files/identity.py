@@ -11,8 +11,6 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
-
 # Where /proc is missing, psutil's create_time stands in for the start ticks; it moves with
 # wall-clock steps, so it only needs to match to this tolerance.
 _CREATE_TIME_TOLERANCE = 0.05
@@ -94,11 +92,39 @@ class ProcessIdentity:
 
 
 def current_identity() -> ProcessIdentity:
-    return identity_of(os.getpid())
+    """This process's identity. Where /proc has it, from /proc alone: the supervisor, which
+    must stay small, then never loads psutil (4 MiB). The start time is what psutil computes
+    from the same two numbers (boot time plus start ticks), so the records agree."""
+    pid = os.getpid()
+    ticks = start_ticks(pid)
+    booted = _boot_time()
+    if ticks is None or booted is None:
+        return identity_of(pid)
+    return ProcessIdentity(
+        pid=pid,
+        create_time=booted + ticks / os.sysconf("SC_CLK_TCK"),
+        boot_id=boot_id(),
+        uid=os.getuid(),
+        start_ticks=ticks,
+    )
+
+
+def _boot_time() -> float | None:
+    """When this machine booted (the `btime` line of /proc/stat), in seconds since the epoch."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def identity_of(pid: int) -> ProcessIdentity:
     """Raises psutil.NoSuchProcess if the process is gone."""
+    import psutil
+
     proc = psutil.Process(pid)
     with proc.oneshot():
         return ProcessIdentity(
@@ -117,6 +143,8 @@ def is_process_alive(pid: int, server_name: str = "") -> bool:
     server called `server_name` (a name in a command line proves nothing). Use
     `validate_pid_integrity` before signalling anything.
     """
+    import psutil
+
     if pid <= 0:
         return False
     try:
@@ -131,6 +159,8 @@ def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
         return "no server holds the lock for it"
     if record.pid != pid:
         return f"the server's lock is held by PID {record.pid}, not {pid}"
+    import psutil
+
     if not is_process_alive(pid):
         return "the process is gone"
     try:
