@@ -166,15 +166,25 @@ def test_token() -> str:
     return f"{SESSION_TOKEN}-{uuid.uuid4().hex[:8]}"
 
 
+# What makes coverage measure a subprocess (coverage's `patch = ["subprocess"]`).
+_SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
 @pytest.fixture
-def lifecycle(tmp_path: Path, test_token: str) -> Iterator[Lifecycle]:
+def lifecycle(
+    tmp_path: Path, test_token: str, request: pytest.FixtureRequest
+) -> Iterator[Lifecycle]:
     cache_root = tmp_path / "cache"
     marks = tmp_path / "work"
     marks.mkdir()
+    # A test that runs the same paths dozens of times (concurrent starts, a kill at every
+    # moment, a long load) adds time under coverage, not coverage: its processes run bare.
+    bare = request.node.get_closest_marker("repetitive") is not None
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_"))
+        and not (bare and key in _SUBPROCESS_COVERAGE)
     }
     env.update(
         {

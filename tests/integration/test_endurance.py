@@ -18,7 +18,7 @@ ROTATIONS = 500
 # The load run's length: a minute in CI (`bash .ci/run`); `-m "not endurance"` skips it.
 LOAD_SECONDS = float(os.environ.get("MCP_LIFECYCLE_ENDURANCE_SECONDS", "60"))
 
-pytestmark = pytest.mark.endurance
+pytestmark = [pytest.mark.endurance, pytest.mark.repetitive]
 
 
 def test_500_rotations_lose_no_line_and_leak_no_fd(lifecycle: Lifecycle) -> None:

@@ -23,6 +23,7 @@ from tests.conftest import TESTS, Lifecycle, free_port, gone, wait_for
 OK_DURING_CHANGE = {0, 2, 3, 4, 8}
 
 
+@pytest.mark.repetitive
 def test_32_concurrent_starts_yield_one_server(lifecycle: Lifecycle) -> None:
     procs = [lifecycle.popen("start") for _ in range(32)]
     codes = []
@@ -77,6 +78,7 @@ def test_stop_racing_start_leaves_a_consistent_state(lifecycle: Lifecycle) -> No
         assert lifecycle.run("status").code == 2
 
 
+@pytest.mark.repetitive
 def test_sigkill_at_any_moment_of_start_up(lifecycle: Lifecycle) -> None:
     # The server is killed at points spread over its start-up: before, while and after it
     # takes its lock and writes its PID file and snapshot.
@@ -209,6 +211,7 @@ def test_future_and_wrong_shape_snapshots(lifecycle: Lifecycle) -> None:
     assert lifecycle.run("stop").code == 0
 
 
+@pytest.mark.repetitive
 def test_sighup_storm(lifecycle: Lifecycle) -> None:
     assert lifecycle.run("start", MCP_SERVER_HEARTBEAT_SECONDS="0.1").code == 0
     pid = lifecycle.pid()

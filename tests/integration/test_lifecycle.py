@@ -81,6 +81,7 @@ def test_double_start_exits_3(lifecycle: Lifecycle) -> None:
     assert lifecycle.run("stop").code == 0
 
 
+@pytest.mark.repetitive
 def test_concurrent_starts_yield_one_server(lifecycle: Lifecycle) -> None:
     procs = [lifecycle.popen("start") for _ in range(8)]
     codes = []
@@ -460,6 +461,7 @@ def test_help_teaches(lifecycle: Lifecycle) -> None:
     assert "Example" in lifecycle.run("stop", "--help").out
 
 
+@pytest.mark.repetitive
 def test_concurrent_status_during_start_and_stop(lifecycle: Lifecycle) -> None:
     def statuses() -> list[int]:
         return [lifecycle.run("status").code for _ in range(5)]
