@@ -20,7 +20,9 @@ if [ ! -x .venv/bin/python ]; then
     python=$(pick_python)
     "$python" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+# Python's hashlib, not sha1sum: macOS has no sha1sum.
+stamp=.venv/.installed-$(.venv/bin/python -c \
+    'import hashlib; print(hashlib.sha1(open("pyproject.toml", "rb").read()).hexdigest()[:12])')
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[dev]"

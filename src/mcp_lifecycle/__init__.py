@@ -7,7 +7,16 @@ fast path, the pytest plugin) pays only for what it uses.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
+
+if sys.platform == "win32":
+    # flock, process groups and POSIX signals are what every guarantee rests on.
+    sys.stderr.write(
+        "mcp-lifecycle does not run on Windows: run your server in WSL "
+        "(https://learn.microsoft.com/windows/wsl/)\n"
+    )
+    raise SystemExit(1)
 
 if TYPE_CHECKING:
     from mcp_lifecycle.cli import MCPServerCLIFactory

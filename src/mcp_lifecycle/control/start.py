@@ -186,15 +186,32 @@ def _spawn_and_wait(
 def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait for the child to exit without reaping it (its PID, and so its process group ID,
     stays ours until `_kill_spawned` reaps it)."""
+    waitid = getattr(os, "waitid", None)  # not on macOS before Python 3.13
     deadline = time.monotonic() + timeout
     while True:
-        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if info is not None:
-            proc.returncode = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-            return True
+        if waitid is None:
+            if _exited(proc.pid):
+                return True  # its exit code comes when `_kill_spawned` reaps it
+        else:
+            info = waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None:
+                proc.returncode = (
+                    info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+                )
+                return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
+
+
+def _exited(pid: int) -> bool:
+    """An exited child not yet reaped is a zombie."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _kill_spawned(proc: subprocess.Popen[bytes], paths: ServerPaths) -> None:
