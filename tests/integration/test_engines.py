@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Lifecycle, free_port, wait_for
+from tests.conftest import TESTS, Lifecycle, free_port, wait_for
 
 BIN = Path(sys.executable).parent
 DEMO = shutil.which("mcp-lifecycle-demo") or str(BIN / "mcp-lifecycle-demo")
@@ -48,6 +48,49 @@ def test_systemd_unit(lifecycle: Lifecycle, tmp_path: Path) -> None:
             [analyze, "verify", str(path)], capture_output=True, text=True, check=False
         )
         assert verify.returncode == 0, verify.stderr
+
+
+def test_launchd_agent(lifecycle: Lifecycle) -> None:
+    """A LaunchAgent that plistlib (what plutil checks against) reads back: the server runs in
+    the foreground, again on failure, logs to its log, and no secret is written into it."""
+    import plistlib
+
+    result = lifecycle.run(
+        "--port",
+        "9124",
+        "service",
+        "launchd",
+        MCP_SERVER_STOP_TIMEOUT_SECONDS="12",
+        MCP_SERVER_RESTART_POLICY="always",
+    )
+    assert result.code == 0, result.err
+    agent = plistlib.loads(result.out.encode())
+    assert agent["Label"] == "io.mcp-lifecycle.toy"
+    assert agent["ProgramArguments"][-3:] == ["--set=port=9124", "start", "--foreground"]
+    assert agent["ProgramArguments"][1].endswith("toy_server.py")
+    assert agent["KeepAlive"] == {"SuccessfulExit": False}
+    assert agent["RunAtLoad"] is True
+    assert agent["ExitTimeOut"] == 17
+    assert agent["StandardErrorPath"] == str(lifecycle.cache_root / "toy.log")
+    variables = agent["EnvironmentVariables"]
+    assert variables["MCP_SERVER_CACHE_ROOT"] == str(lifecycle.cache_root)
+    assert variables["MCP_SERVER_STOP_TIMEOUT_SECONDS"] == "12"
+    assert "restart_policy (always) does not apply there" in result.err
+
+
+def test_launchd_agent_keeps_secrets_out(lifecycle: Lifecycle) -> None:
+    import plistlib
+
+    lifecycle.script = TESTS / "servers" / "secret_server.py"
+    result = lifecycle.run(
+        "service", "launchd", MCP_SERVER_API_TOKEN="sk-very-secret", MCP_SERVER_GREETING="hi"
+    )
+    assert result.code == 0, result.err
+    assert "sk-very-secret" not in result.out
+    variables = plistlib.loads(result.out.encode())["EnvironmentVariables"]
+    assert "MCP_SERVER_API_TOKEN" not in variables
+    assert variables["MCP_SERVER_GREETING"] == "hi"
+    assert "Not in the agent: MCP_SERVER_API_TOKEN" in result.err
 
 
 def test_one_supervisor_under_systemd(lifecycle: Lifecycle) -> None:

@@ -88,6 +88,8 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_path)
         typer.echo(unit, nl=False)
 
+    _add_launchd(service, commands)
+
     @service.command(
         "kubernetes",
         help="Print a Deployment (restricted Pod Security Standard: non-root, read-only root "
@@ -153,6 +155,37 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         typer.echo(yaml.safe_dump_all(documents, sort_keys=False), nl=False)
 
     app.add_typer(service, name="service")
+
+
+def _add_launchd(service: typer.Typer, commands: Commands) -> None:
+    name = commands.name
+
+    @service.command(
+        "launchd",
+        help="Print a LaunchAgent (macOS) that starts the server at login and again when it "
+        "fails, with the flags and declared MCP_SERVER_* variables in force now. Secret "
+        "settings are never put in it: keep them in settings/local.yaml (mode 600).\n\n"
+        f"Example: {name} service launchd > ~/Library/LaunchAgents/io.mcp-lifecycle.{name}.plist",
+    )
+    @edge
+    def launchd(ctx: typer.Context) -> None:
+        import os
+        import sys
+
+        from mcp_lifecycle.handoff import this_cli
+        from mcp_lifecycle.service.definitions import launchd_agent
+
+        settings, inputs = _inputs(commands, ctx)
+        _one_supervisor(settings, "launchd")
+        if inputs.secrets:
+            typer.echo(
+                f"Not in the agent: {', '.join(sorted(inputs.secrets))} (secret). Keep them in "
+                "settings/local.yaml in the working directory, readable by you alone.",
+                err=True,
+            )
+        agent = launchd_agent(settings, this_cli([]), os.getcwd(), inputs)
+        sys.stdout.buffer.write(agent)
+        sys.stdout.flush()
 
 
 def _one_supervisor(settings: "MCPServerSettings", manager: str) -> None:

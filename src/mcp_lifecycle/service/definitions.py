@@ -351,6 +351,38 @@ def token_secret(server_name: str) -> str:
     return f"{object_name(server_name)}-token"
 
 
+def launchd_agent(
+    settings: MCPServerSettings, command: list[str], working_directory: str, inputs: ServiceInputs
+) -> bytes:
+    """A LaunchAgent property list (macOS): launchd starts the server at login and again when
+    it exits with a failure, and stops it with SIGTERM, then SIGKILL after the stop timeout.
+    Its variables are the declared, non-secret ones: launchd has no private file to read
+    secrets from, and a plist is readable by the user's other programs."""
+    import plistlib
+
+    cache_root = settings.resolved_cache_root
+    log = str(cache_root / f"{settings.server_name}.log")
+    agent = {
+        "Label": f"io.mcp-lifecycle.{settings.server_name}",
+        "ProgramArguments": [*command, *inputs.flags, "start", "--foreground"],
+        "WorkingDirectory": working_directory,
+        "EnvironmentVariables": {
+            **inputs.variables,
+            f"{ENV_PREFIX}CACHE_ROOT": str(cache_root),
+        },
+        "RunAtLoad": True,
+        # launchd restarts the server when it fails: its own restart_policy does not apply.
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": 2,
+        "ExitTimeOut": math.ceil(settings.stop_timeout_seconds) + _STOP_MARGIN_SECONDS,
+        "ProcessType": "Standard",
+        "Umask": 0o077,
+        "StandardOutPath": log,
+        "StandardErrorPath": log,
+    }
+    return plistlib.dumps(agent, sort_keys=False)
+
+
 def kubernetes_manifests(
     settings: MCPServerSettings,
     command: list[str],
