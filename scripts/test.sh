@@ -15,5 +15,11 @@ python -m compileall -q src tests > /dev/null
 # Four workers on two cores: most tests wait on real processes; work stealing keeps the long
 # ones from finishing last on one worker.
 pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 "$@"
+# The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
+# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable).
+PYTHONPATH=tests/portable pytest -n 4 --dist worksteal -q --no-cov -m "not repetitive" \
+    tests/integration/test_lifecycle.py tests/integration/test_start.py \
+    tests/integration/test_stop.py tests/integration/test_supervisor.py \
+    tests/integration/test_portable.py
 # The code that decides whom to signal and what is on disk must be covered completely.
 coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/server/name_claim.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'

@@ -130,7 +130,7 @@ def test_stop_without_pidfd_support(lifecycle: Lifecycle, monkeypatch: pytest.Mo
     def no_pidfd(pid: int, flags: int = 0) -> int:
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd, raising=False)
     result = stop_server(ServerPaths("toy", lifecycle.cache_root), timeout=5)
     assert result.pid == pid
     assert result.forced is False

@@ -60,7 +60,8 @@ def served(request: pytest.FixtureRequest, lifecycle: Lifecycle) -> Iterator[Lif
         lifecycle.script = TESTS / "servers" / "fastmcp_server.py"
     else:
         lifecycle.script = TESTS / "servers" / "slow_mcp.py"
-    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()))
+    # The probes here test who may talk, not how fast: a loaded machine gets time to answer.
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()), MCP_SERVER_PROBE_TIMEOUT_SECONDS="30")
     started = lifecycle.run("start")
     assert started.code == 0, started.err
     try:

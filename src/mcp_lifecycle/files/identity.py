@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mcp_lifecycle.files import kernel
+
 # Where /proc is missing, psutil's create_time stands in for the start ticks; it moves with
 # wall-clock steps, so it only needs to match to this tolerance.
 _CREATE_TIME_TOLERANCE = 0.05
@@ -23,6 +25,8 @@ def start_ticks(pid: int) -> int | None:
     Unlike psutil's create_time (ticks plus the boot time in wall-clock seconds), it never
     changes when the wall clock is stepped, so (pid, start ticks, boot id) names one process.
     """
+    if not kernel.PROC:
+        return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             return parse_start_ticks(handle.read())
@@ -43,6 +47,8 @@ def parse_start_ticks(stat: bytes) -> int | None:
 
 
 def boot_id() -> str | None:
+    if not kernel.PROC:
+        return None
     try:
         return _BOOT_ID_PATH.read_text().strip() or None
     except OSError:
@@ -111,6 +117,8 @@ def current_identity() -> ProcessIdentity:
 
 def _boot_time() -> float | None:
     """When this machine booted (the `btime` line of /proc/stat), in seconds since the epoch."""
+    if not kernel.PROC:
+        return None
     try:
         with open("/proc/stat", "rb") as handle:
             for line in handle:

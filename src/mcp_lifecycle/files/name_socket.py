@@ -15,19 +15,19 @@ import errno
 import os
 import socket
 import struct
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mcp_lifecycle.files import kernel
 from mcp_lifecycle.files.identity import ProcessIdentity, mismatch_reason
 from mcp_lifecycle.files.pidfile import record_held_by
 
 if TYPE_CHECKING:
     from mcp_lifecycle.files.paths import ServerPaths
 
-SUPPORTED = sys.platform.startswith("linux")
+SUPPORTED = kernel.ABSTRACT_SOCKETS
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 _RELEASE_WAIT_SECONDS = 2.0
 

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile, InsecurePathError
+from mcp_lifecycle.files import kernel
 from mcp_lifecycle.files.identity import ProcessIdentity, current_identity
 from mcp_lifecycle.files.private import (
     atomic_write,
@@ -111,6 +112,8 @@ def record_held_by(pid: int, lock_name: str) -> ProcessIdentity | None:
     Read from the kernel's view of the process (/proc/PID/fd, Linux; same user or root only),
     never from anything the process says about itself.
     """
+    if not kernel.PROC:
+        return None
     fd_dir = f"/proc/{pid}/fd"
     try:
         entries = os.listdir(fd_dir)

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 from mcp_lifecycle.errors import InsecurePathError
+from mcp_lifecycle.files import kernel
 
 
 def validate_cache_ownership(path: Path) -> None:
@@ -160,6 +161,8 @@ def through_fd(fd: int, path: Path) -> Path:
     every file call made through it stays in that folder after a rename or swap at `path`.
     Where /proc is missing, `path` itself.
     """
+    if not kernel.PROC:
+        return path
     anchored = Path(f"/proc/self/fd/{fd}")
     return anchored if same_folder(fd, anchored, follow=True) else path
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from mcp_lifecycle.errors import LifecycleError, os_error
+from mcp_lifecycle.files import kernel
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.private import ensure_cache_root
 from mcp_lifecycle.handoff import Handed, ReadyPipe
@@ -148,7 +149,7 @@ def _become_supervisor(settings: MCPServerSettings, handed: Handed) -> NoReturn:
 def _die_with(supervisor: int) -> None:
     """A server its supervisor runs must not outlive it: the kernel kills it when the
     supervisor dies (Linux); elsewhere its heartbeat notices the new parent."""
-    if sys.platform.startswith("linux"):
+    if kernel.PARENT_DEATH_SIGNAL:
         import ctypes
         import signal
 

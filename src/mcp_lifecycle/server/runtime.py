@@ -144,6 +144,9 @@ class ServerRuntime:
     def run(self) -> None:
         """Run the server until it stops. Raises AlreadyRunning, ServerFailed, or the
         LifecycleError the start handler raised."""
+        # The handlers first: from the moment the lock is ours, `stop` may signal us, and a
+        # SIGTERM must then be a request to stop, not the end without cleanup.
+        signals = SignalHandler(self._on_shutdown_signal, self._heartbeat.request_reload).install()
         try:
             self._claim.take()
             self.token = self._token(self.settings)
@@ -152,9 +155,9 @@ class ServerRuntime:
             # Whatever was taken before the failure (a token that cannot be read comes after
             # the lock and the name) is given back.
             self._claim.release()
+            signals.restore()
             raise
         readiness.set_current(self)
-        signals = SignalHandler(self._on_shutdown_signal, self._heartbeat.request_reload).install()
         failure: BaseException | None = None
         try:
             # The snapshot first: until the PID file names this process, a reader that finds
