@@ -93,3 +93,21 @@ def test_boot_id_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(identity, "_BOOT_ID_PATH", Path("/nonexistent/boot_id"))
     assert identity.boot_id() is None
     assert identity.current_identity().boot_id is None
+
+
+def test_without_proc_identity_comes_from_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc is missing (macOS), the start time stands in for the start ticks, and the
+    proof rules still hold: a process is itself, and a record of another start is not it."""
+    from mcp_lifecycle.files import identity, kernel, pidfile
+
+    monkeypatch.setattr(kernel, "PROC", False)
+    assert identity.start_ticks(os.getpid()) is None
+    assert identity.boot_id() is None
+    assert identity._boot_time() is None
+    me = identity.current_identity()
+    assert me.start_ticks is None
+    assert me.boot_id is None
+    assert identity.mismatch_reason(os.getpid(), me) is None
+    earlier = identity.ProcessIdentity(me.pid, me.create_time - 60, None, me.uid)
+    assert "different time" in (identity.mismatch_reason(os.getpid(), earlier) or "")
+    assert pidfile.record_held_by(os.getpid(), "server.lock") is None
