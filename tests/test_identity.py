@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_lifecycle import is_process_alive, validate_pid_integrity
 from mcp_lifecycle.files.identity import boot_id, current_identity, mismatch_reason
@@ -111,3 +113,21 @@ def test_without_proc_identity_comes_from_psutil(monkeypatch: pytest.MonkeyPatch
     earlier = identity.ProcessIdentity(me.pid, me.create_time - 60, None, me.uid)
     assert "different time" in (identity.mismatch_reason(os.getpid(), earlier) or "")
     assert pidfile.record_held_by(os.getpid(), "server.lock") is None
+
+
+def test_boot_time_is_read_or_none(tmp_path: Path) -> None:
+    from mcp_lifecycle.files.identity import _boot_time, parse_boot_time
+
+    assert parse_boot_time(b"cpu  1 2 3\nbtime 1795000000\nprocesses 9\n") == 1795000000.0
+    assert parse_boot_time(b"btime soon\n") is None
+    assert parse_boot_time(b"") is None
+    assert _boot_time(str(tmp_path / "missing")) is None
+    assert _boot_time() is not None  # this machine's
+
+
+@given(st.binary())
+def test_boot_time_parser_never_raises(data: bytes) -> None:
+    from mcp_lifecycle.files.identity import parse_boot_time
+
+    value = parse_boot_time(data)
+    assert value is None or value >= 0

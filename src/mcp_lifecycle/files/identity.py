@@ -115,17 +115,23 @@ def current_identity() -> ProcessIdentity:
     )
 
 
-def _boot_time() -> float | None:
-    """When this machine booted (the `btime` line of /proc/stat), in seconds since the epoch."""
+def _boot_time(stat: str = "/proc/stat") -> float | None:
+    """When this machine booted, in seconds since the epoch."""
     if not kernel.PROC:
         return None
     try:
-        with open("/proc/stat", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
+        with open(stat, "rb") as handle:
+            return parse_boot_time(handle.read())
+    except OSError:
         return None
+
+
+def parse_boot_time(stat: bytes) -> float | None:
+    """The `btime` line of /proc/stat; None if there is none."""
+    for line in stat.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == b"btime" and fields[1].isdigit():
+            return float(fields[1])
     return None
 
 
