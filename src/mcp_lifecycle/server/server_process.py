@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import time
@@ -49,6 +50,7 @@ class ServerProcess:
         self._started = 0.0
         self._terminated = False
         self._reaped = False
+        self._pidfd: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -85,6 +87,8 @@ class ServerProcess:
             os.close(write_fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._started = time.monotonic()
+        with contextlib.suppress(OSError, AttributeError):  # no pidfds: Popen.wait instead
+            self._pidfd = os.pidfd_open(self._proc.pid)
         try:
             answer = handoff.await_ready(read_fd, startup_timeout, cancelled)
         finally:
@@ -97,10 +101,18 @@ class ServerProcess:
         """How the run ended, if it ended within `timeout` seconds."""
         proc = self._proc
         assert proc is not None
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        if self._pidfd is not None:
+            # Asleep until the server exits or the time is up: Popen.wait(timeout) would wake
+            # twenty times a second, and a supervisor waits for days.
+            select.select([self._pidfd], [], [], timeout)
+            code = proc.poll()
+            if code is None:
+                return None
+        else:
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
         self._reap()
         uptime = time.monotonic() - self._started
         return Exit(None, -code, uptime) if code < 0 else Exit(code, None, uptime)
@@ -152,3 +164,6 @@ class ServerProcess:
             self._reaped = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None

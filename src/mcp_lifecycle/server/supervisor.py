@@ -39,7 +39,8 @@ logger = logging.getLogger("mcp_lifecycle.supervisor")
 
 SPEC_ENV = "MCP_LIFECYCLE_SUPERVISOR_SPEC"
 MAX_BACKOFF_SECONDS = 30.0
-_POLL_SECONDS = 0.1
+# How often the supervisor looks up from waiting (a stop wakes it at once, through the server).
+_POLL_SECONDS = 0.25
 _MEMORY_CHECKS = 2  # consecutive checks above the limit before a restart
 # `stop` SIGKILLs our group this long after its timeout: we stop the server before that.
 _STOP_MARGIN_SECONDS = 2.5
