@@ -158,6 +158,14 @@ class ReadyPipe:
     def send_failure(self, code: int, message: str, hint: str | None = None) -> None:
         self._send(f"{_FAILED} {code} {message}\t{hint or ''}")
 
+    def send_stopped(self) -> None:
+        """A SIGTERM or SIGINT came before READY: only a `start` still waiting hears it."""
+        self.send_failure(
+            1,
+            "the server was told to stop (SIGTERM or SIGINT) before it was ready",
+            "something stopped it while it started (a `stop`?); run `start` again",
+        )
+
     def close(self) -> None:
         fd = self._take()
         if fd is not None:

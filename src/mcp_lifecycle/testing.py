@@ -21,6 +21,7 @@ the plugin costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ from typing import Any, ClassVar
 import pytest
 
 from mcp_lifecycle.control.process import leads_session
+from mcp_lifecycle.files.identity import ProcessIdentity, identity_of, mismatch_reason
 
 
 def free_port() -> int:
@@ -66,7 +68,7 @@ class LifecycleCLI:
     command: list[str]
     env: dict[str, str]
     cwd: Path
-    seen: set[tuple[int, str]] = field(default_factory=set)
+    seen: set[ProcessIdentity] = field(default_factory=set)
     stdio: bool = False
 
     def detached_only(self) -> None:
@@ -115,8 +117,11 @@ class LifecycleCLI:
         return data
 
     def _remember(self, pid: object) -> None:
+        import psutil
+
         if isinstance(pid, int) and pid > 1:
-            self.seen.add((pid, _start_time(pid)))
+            with contextlib.suppress(psutil.Error):
+                self.seen.add(identity_of(pid))
 
     def server_pid(self) -> int:
         pid = self.status()["pid"]
@@ -126,23 +131,15 @@ class LifecycleCLI:
     def kill_leftovers(self) -> list[int]:
         """SIGKILL the servers this CLI started that still run (the same processes only)."""
         killed = []
-        for pid, started in self.seen:
-            if started and _start_time(pid) == started and not gone(pid):
+        for record in self.seen:
+            pid = record.pid
+            if mismatch_reason(pid, record) is None:  # the same process, still running
                 if leads_session(pid):
                     os.killpg(pid, signal.SIGKILL)  # a detached server: its whole group
                 else:
                     os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
         return killed
-
-
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return ""
-    return data[data.rfind(b")") + 2 :].split()[19].decode()
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mcp_lifecycle.errors import LifecycleError, ServerFailed
-from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.handoff import ReadyPipe
 from mcp_lifecycle.logs import set_level
@@ -218,12 +217,7 @@ class ServerRuntime:
                 self._pipe.send_failure(int(code), describe(failure), hint)
             else:
                 logger.info("stopping %s", self.settings.server_name)
-                # Only reaches a `start` still waiting: a signal came before READY.
-                self._pipe.send_failure(
-                    int(ExitCode.GENERAL_ERROR),
-                    "the server was told to stop (SIGTERM or SIGINT) before it was ready",
-                    "something stopped it while it started (a `stop`?); run `start` again",
-                )
+                self._pipe.send_stopped()
             self._heartbeat.stop()
             if failure is None:
                 self._state = "stopped"

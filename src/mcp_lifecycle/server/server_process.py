@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp_lifecycle import handoff
 from mcp_lifecycle.errors import LifecycleError
@@ -39,6 +40,15 @@ class Exit:
     def describe(self) -> str:
         how = f"signal {self.signal}" if self.signal is not None else f"exit code {self.code}"
         return f"{how} after {self.uptime:.1f}s"
+
+    def as_record(self) -> dict[str, Any]:
+        """As `status` shows it (`last_exit`)."""
+        return {
+            "code": self.code,
+            "signal": self.signal,
+            "at": self.at,
+            "uptime_seconds": round(self.uptime, 1),
+        }
 
 
 class ServerProcess:

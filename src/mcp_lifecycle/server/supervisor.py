@@ -44,7 +44,6 @@ _POLL_SECONDS = 0.25
 _MEMORY_CHECKS = 2  # consecutive checks above the limit before a restart
 # `stop` SIGKILLs our group this long after its timeout: we stop the server before that.
 _STOP_MARGIN_SECONDS = 2.5
-_CHANGED = "changed: "
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,9 @@ class Supervisor:
         self._budget = RestartBudget(spec.max_retries, spec.window_seconds, spec.backoff_seconds)
         self._server: ServerProcess | None = None
         self._stopping = False
-        self._restart_for: str | None = None  # why the running server is to be replaced
+        # Why the running server is to be replaced, and whether that spends the retry budget
+        # (a memory limit does; a source change, asked for by a developer, does not).
+        self._restart_for: tuple[str, bool] | None = None
         self._reload_pending = False  # a SIGHUP that came while no server was ready
         self._ready = False
         self._watcher = SourceWatcher(spec.watch, self._on_change)
@@ -116,13 +117,15 @@ class Supervisor:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> int:
+        # The handlers first: from the moment the lock is ours, `stop` may signal us.
+        signals = SignalHandler(self._on_stop, self._on_reload).install()
         try:
             self._claim.take()
         except LifecycleError as exc:
             self._pipe.send_failure(int(exc.exit_code), exc.message, exc.hint)
             self._claim.release()
+            signals.restore()
             return int(exc.exit_code)
-        signals = SignalHandler(self._on_stop, self._on_reload).install()
         gave_up = False
         try:
             # The snapshot first: until the PID file names us, a reader that finds no snapshot
@@ -151,6 +154,8 @@ class Supervisor:
                 remove_record(self._claim.files.supervision)
             self._claim.remove_pid_file()
             self._claim.unregister()
+            if self._stopping:
+                self._pipe.send_stopped()  # only a `start` still waiting hears it
             self._pipe.close()
             self._claim.release()
             signals.restore()
@@ -162,10 +167,13 @@ class Supervisor:
             answer = self._spawn()
             if first:
                 first = False
-                if self._stopping or answer is None or not answer.ready:
-                    # The first start answers `start` as an unsupervised one would: no retries.
-                    self._pipe.send_failure(*_failure(answer, self._stopping, self.fields))
-                    return 0 if self._stopping else 1
+                # The first start answers `start` as an unsupervised one would: no retries.
+                if self._stopping:
+                    self._pipe.send_stopped()
+                    return 0
+                if answer is None or not answer.ready:
+                    self._pipe.send_failure(*_failure(answer, self.fields))
+                    return 1
                 self._pipe.send_ready()
             if answer is not None and answer.ready and self._reload_pending:
                 self._reload_pending = False
@@ -174,19 +182,15 @@ class Supervisor:
             self._ready = False  # a reload from now on waits for the next server
             if self._stopping:
                 return 0
-            self._record.last_exit = {
-                "code": ended.code,
-                "signal": ended.signal,
-                "at": ended.at,
-                "uptime_seconds": round(ended.uptime, 1),
-            }
+            self._record.last_exit = ended.as_record()
             logger.warning("%s ended (%s)", self.fields.server_name, ended.describe())
-            why, self._restart_for = self._restart_for, None
-            if why is not None and why.startswith(_CHANGED):
+            asked, self._restart_for = self._restart_for, None
+            why = asked[0] if asked else None
+            if asked is not None and not asked[1]:
                 logger.info("restarting %s: %s", self.fields.server_name, why)
                 self._count_restart()
                 continue
-            if why is None and not ended.failed and self.spec.policy == "on-failure":
+            if asked is None and not ended.failed and self.spec.policy == "on-failure":
                 logger.info(
                     "%s exited cleanly; not restarting (on-failure)", self.fields.server_name
                 )
@@ -195,7 +199,7 @@ class Supervisor:
                 return 0
             # A crash, or a memory limit: both spend the budget and wait the backoff, so a
             # server that grows past its limit at once cannot loop.
-            if not self._may_restart(ended, asked=why is not None):
+            if not self._may_restart(ended, asked=asked is not None):
                 return 1
             delay = self._budget.delay(ended.uptime)
             logger.info(
@@ -237,7 +241,7 @@ class Supervisor:
         or a stop came)."""
         self._snapshot("starting")
         self._ready = False
-        if self._restart_for is not None and self._restart_for.startswith(_CHANGED):
+        if self._restart_for is not None and not self._restart_for[1]:
             self._restart_for = None  # the server about to start reads the changed files
         # The server gets less than `stop` gives us, so that we, not `stop`'s SIGKILL of our
         # group, end it and what it started.
@@ -265,7 +269,8 @@ class Supervisor:
                 rss = server.rss() or 0
                 over_limit = over_limit + 1 if rss > self.spec.max_memory_mb * 2**20 else 0
                 if over_limit >= _MEMORY_CHECKS:
-                    self._restart_for = f"its memory stayed above {self.spec.max_memory_mb} MB"
+                    limit = self.spec.max_memory_mb
+                    self._restart_for = (f"its memory stayed above {limit} MB", True)
         return ended
 
     # -- signals (main thread, between bytecodes: set flags, forward, never block) -----------
@@ -293,7 +298,7 @@ class Supervisor:
 
     def _on_change(self, changed: list[str]) -> None:
         if self._ready:
-            self._restart_for = f"{_CHANGED}{', '.join(changed[:3])}"
+            self._restart_for = (f"changed: {', '.join(changed[:3])}", False)
 
     # -- records -----------------------------------------------------------------------------
 
@@ -372,15 +377,7 @@ class SourceWatcher:
             self._on_change(sorted({os.path.basename(path) for _, path in changes}))
 
 
-def _failure(
-    answer: Answer | None, stopping: bool, fields: LifecycleFields
-) -> tuple[int, str, str | None]:
-    if stopping:
-        return (
-            1,
-            "the server was told to stop (SIGTERM or SIGINT) before it was ready",
-            "something stopped it while it started (a `stop`?); run `start` again",
-        )
+def _failure(answer: Answer | None, fields: LifecycleFields) -> tuple[int, str, str | None]:
     if answer is None:
         timeout = fields.startup_timeout_seconds
         return 7, f"the server was not ready within {timeout:g}s; stopped it", None
