@@ -13,17 +13,10 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
+from mcp_lifecycle.cli import render
 from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.settings.flags import Flags
-
-
-def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
-    from mcp_lifecycle.cli import render
-
-    render.error(message, hint, code, as_json, tail)
-    raise typer.Exit(code)
-
 
 logger = logging.getLogger("mcp_lifecycle.cli")
 
@@ -170,6 +163,11 @@ def edge(fn: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
+    render.error(message, hint, code, as_json, tail)
+    raise typer.Exit(code)
 
 
 def _silence_output() -> None:

@@ -175,9 +175,9 @@ class Supervisor:
                     self._pipe.send_failure(*_failure(answer, self.fields))
                     return 1
                 self._pipe.send_ready()
-            if answer is not None and answer.ready and self._reload_pending:
+            if self._ready and self._reload_pending and self._server is not None:
                 self._reload_pending = False
-                self._server_reload()
+                self._server.reload()
             ended = self._wait_server()
             self._ready = False  # a reload from now on waits for the next server
             if self._stopping:
@@ -285,14 +285,10 @@ class Supervisor:
             logger.info("stopping %s (final: nothing restarts it)", self.fields.server_name)
 
     def _on_reload(self) -> None:
-        if self._ready:
-            self._server_reload()
+        if self._ready and self._server is not None:
+            self._server.reload()
         else:
             self._reload_pending = True  # no server has its handlers yet: it gets it at READY
-
-    def _server_reload(self) -> None:
-        if self._server is not None:
-            self._server.reload()
 
     # -- watching ----------------------------------------------------------------------------
 
