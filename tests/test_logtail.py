@@ -5,6 +5,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from mcp_lifecycle.files.logtail import follow, last_lines
 
 
@@ -96,3 +98,53 @@ def test_follow_loses_no_line_across_fast_rotations(tmp_path: Path) -> None:
     handler.close()
     assert len(list(tmp_path.glob("fast.log.*"))) > 5  # it did rotate, often
     assert seen == [f"line {number:05d}" for number in range(total)]
+
+
+def test_a_look_halfway_through_a_rotation_waits_for_it_to_finish(tmp_path: Path) -> None:
+    """The writer renamed `.1` to `.2` but not yet the live file to `.1`: the chain of backups
+    looks empty. Read then, the file between is lost (CI lost 93 lines this way); the look is
+    repeated until the rotation is done."""
+    from mcp_lifecycle.files.logtail import _read_rotated_between
+
+    path = tmp_path / "server.log"
+    backup = tmp_path.joinpath
+    backup("server.log.3").write_bytes(b"A: the file we were reading\n")
+    backup("server.log.2").write_bytes(b"B: written and rotated out while we slept\n")
+    path.write_bytes(b"C: the live file we just opened\n")
+    newer = path.stat().st_ino
+
+    def finish_rotation() -> None:
+        os.rename(path, backup("server.log.1"))
+        path.write_bytes(b"D\n")
+
+    finish = threading.Timer(0.05, finish_rotation)
+    with open(backup("server.log.3"), "rb") as older:
+        finish.start()
+        try:
+            found = _read_rotated_between(path, newer=newer, older=older)
+        finally:
+            finish.join()
+    assert found == b"B: written and rotated out while we slept\n"
+
+
+def test_a_deleted_last_backup_does_not_stall_the_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file we were reading was rotated past the last backup and deleted: the look cannot
+    reach it, and takes every backup older than the live file at once."""
+    from mcp_lifecycle.files.logtail import _read_rotated_between
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+
+    path = tmp_path / "server.log"
+    gone = tmp_path / "gone.log"
+    gone.write_bytes(b"deleted\n")
+    tmp_path.joinpath("server.log.2").write_bytes(b"two\n")
+    tmp_path.joinpath("server.log.1").write_bytes(b"one\n")
+    path.write_bytes(b"live\n")
+    with open(gone, "rb") as older:
+        gone.unlink()
+        found = _read_rotated_between(path, newer=path.stat().st_ino, older=older)
+    assert found == b"two\none\n"
+    assert waits == []

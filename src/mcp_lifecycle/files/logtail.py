@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 _CHUNK = 65536
 
@@ -56,8 +57,7 @@ def follow(
                 # every file rotated out since (fast writers rotate many times an interval).
                 chunk = handle.read()
                 if current_inode != inode:
-                    for missed in _rotated_between(path, newer=current_inode, older=inode):
-                        chunk += _read_whole(missed)
+                    chunk += _read_rotated_between(path, newer=current_inode, older=handle)
                 handle.close()
                 handle, inode = current, current_inode
             pending += chunk
@@ -68,35 +68,64 @@ def follow(
         handle.close()
 
 
-def _rotated_between(path: Path, newer: int, older: int) -> list[Path]:
-    """The backups (`<log>.1`, `.2`, ...) written after the file `older` and before `newer`,
-    oldest first.
+def _read_rotated_between(path: Path, newer: int, older: BinaryIO) -> bytes:
+    """What the backups (`<log>.1`, `.2`, ...) written after the file open as `older` and
+    before `newer` hold, oldest first.
 
     Rotation renames `<log>` to `.1`, `.1` to `.2` and so on, newest at `.1`: the files between
     `newer` (or `.1`, if `newer` is still the live file) and `older` were written and rotated
-    out while we slept. If `older` is gone too, every backup older than `newer` counts.
+    out while we slept. A writer may be rotating while we look: halfway through, `.1` is
+    missing and the chain looks empty. A look is trusted only when it reaches `older` (unless
+    `older` was deleted, past the last backup) and the names still point at the same files
+    after it was read.
     """
-    between: list[Path] = []
+    data = b""
+    for look in range(_LOOKS):
+        if look:
+            time.sleep(_BETWEEN_LOOKS)  # let a rotation under way finish
+        before = _backups(path)
+        status = os.fstat(older.fileno())
+        data, complete = _read_chain(before, newer=newer, older=status.st_ino)
+        reached = status.st_nlink == 0 or any(inode == status.st_ino for _, inode in before)
+        if complete and reached and _backups(path) == before:
+            break
+    return data
+
+
+_LOOKS = 100
+_BETWEEN_LOOKS = 0.001
+
+
+def _backups(path: Path) -> list[tuple[Path, int]]:
+    found: list[tuple[Path, int]] = []
     index = 1
     while True:
         backup = path.with_name(f"{path.name}.{index}")
         try:
-            found = os.stat(backup).st_ino
+            found.append((backup, os.stat(backup).st_ino))
         except OSError:
-            break
-        if found == older:
-            break
-        if found == newer:
-            between.clear()  # everything seen so far is newer than the file we now follow
-        else:
-            between.append(backup)
+            return found
         index += 1
-    return between[::-1]
 
 
-def _read_whole(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
+def _read_chain(backups: list[tuple[Path, int]], newer: int, older: int) -> tuple[bytes, bool]:
+    """The contents of the backups between `newer` and `older`, oldest first, and whether every
+    one of them was still the file the listing named when it was read."""
+    between: list[tuple[Path, int]] = []
+    for backup, inode in backups:
+        if inode == older:
+            break
+        if inode == newer:
+            between.clear()  # everything listed so far is newer than the file we now follow
+        else:
+            between.append((backup, inode))
+    chunks: list[bytes] = []
+    for backup, inode in reversed(between):
+        try:
+            with open(backup, "rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != inode:
+                    return b"".join(chunks), False
+                chunks.append(handle.read())
+        except OSError:
+            return b"".join(chunks), False
+    return b"".join(chunks), True
