@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mcp_lifecycle"
 # Who may import whom, by top-level part: the CLI edge on top, the process sides below it, the
 # building blocks at the bottom. `errors`, `exit_codes`, `handoff` and `logs` are for everyone.
 LAYERS = {
-    "cli": {"control", "server", "service", "settings", "files", "transports"},
+    "cli": {"fleet", "control", "server", "service", "settings", "files", "transports"},
+    "fleet": {"control", "server", "settings", "files", "transports"},
     "control": {"settings", "files", "transports"},
     "server": {"settings", "files", "transports"},
     "service": {"settings", "files", "transports"},

@@ -7,11 +7,15 @@ import typer
 
 from mcp_lifecycle.cli import render
 from mcp_lifecycle.cli.errors import JsonOption, LifecycleGroup, edge
+from mcp_lifecycle.cli.fleet import register as register_fleet
 
 app = typer.Typer(
     cls=LifecycleGroup,
     name="mcp-lifecycle",
-    help="Look across the MCP servers that mcp-lifecycle manages for you.",
+    help="Run and look after MCP servers, yours or any other: the fleet declared in "
+    "mcp-lifecycle.yaml (or a client's config, with --file), and every server you run.\n\n"
+    "Exit codes: 0 ok, 1 error, 2 not running, 3 already running, 4 unhealthy, "
+    "5 configuration or usage error, 6 permission, 7 timeout, 8 stale PID file.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,12 +24,26 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            metavar="PATH",
+            help="The fleet file (default: mcp-lifecycle.yaml here); also a client's JSON "
+            "config as it is (.mcp.json, claude_desktop_config.json, .vscode/mcp.json).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    """Look across the MCP servers that mcp-lifecycle manages for you."""
     from mcp_lifecycle.logs import configure_logging
 
+    ctx.meta["fleet_file"] = str(file) if file else None
     configure_logging("DEBUG" if verbose else "WARNING")
+
+
+register_fleet(app)
 
 
 @app.command("ls")

@@ -82,9 +82,10 @@ def start_detached(
     timeout: float,
     force: bool = False,
     watch: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> StartResult:
-    """Spawn `command` (this CLI's `start --foreground`, handed `flags`) in a session of its
-    own, and return once it is READY."""
+    """Spawn `command` (this CLI's `start --foreground`, handed `flags`; `env` added to its
+    environment) in a session of its own, and return once it is READY."""
     if settings.transport == "stdio":
         raise ConfigurationError(
             f"{settings.server_name} speaks MCP over stdio and cannot run detached "
@@ -100,7 +101,7 @@ def start_detached(
         )
     try:
         note = ensure_startable(paths, settings.stale_pid_action, force)
-        result = _spawn_and_wait(settings, paths, command, flags, timeout, watch)
+        result = _spawn_and_wait(settings, paths, command, flags, timeout, watch, env)
         return StartResult(result.pid, result.url, result.log_path, note)
     finally:
         start_lock.release()
@@ -129,13 +130,18 @@ def _spawn_and_wait(
     flags: Flags,
     timeout: float,
     watch: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> StartResult:
     refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
     log_fd = open_private_append(paths.log)
     log_offset = os.lseek(log_fd, 0, os.SEEK_END)
     read_fd, write_fd = os.pipe()
-    env = {**os.environ, **handoff.to_env(flags, write_fd, str(paths.log), watch)}
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        **handoff.to_env(flags, write_fd, str(paths.log), watch),
+    }
     try:
         proc = subprocess.Popen(
             command,

@@ -1,0 +1,1 @@
+"""Servers we did not write: the fleet file, their processes, the stdio bridge."""

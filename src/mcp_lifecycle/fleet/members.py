@@ -1,0 +1,82 @@
+"""From the fleet file's entries to what the lifecycle works with: each member's settings (the
+same in `up` and in the server process, handed over as flags), and the command that runs it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mcp_lifecycle.fleet.spec import Fleet, ServerEntry
+from mcp_lifecycle.settings.fields import LifecycleFields
+from mcp_lifecycle.settings.flags import Flags
+
+SERVE_COMMAND = [sys.executable, "-m", "mcp_lifecycle.fleet.serve"]
+
+
+@dataclass(frozen=True)
+class Member:
+    entry: ServerEntry
+    flags: Flags
+    fields: LifecycleFields
+    auth: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def url(self) -> str | None:
+        return self.entry.url if self.entry.kind == "remote" else self.fields.url
+
+    def environment(self) -> dict[str, str]:
+        from mcp_lifecycle.fleet.serve import ENTRY_ENV
+
+        return {ENTRY_ENV: self.entry.to_json()}
+
+
+def members(fleet: Fleet, names: list[str] | None, *, starting: bool = False) -> list[Member]:
+    """The members named (all when none are). `starting`: bridged stdio servers without a
+    port get one now (a free port, kept for the name); otherwise the one kept, if any."""
+    entries = fleet.select(names)
+    ports = _bridge_ports(entries, starting)
+    return [_member(fleet, entry, ports.get(entry.name)) for entry in entries]
+
+
+def _bridge_ports(entries: list[ServerEntry], starting: bool) -> dict[str, int]:
+    from mcp_lifecycle.fleet.ports import assign_ports, kept_port
+
+    unassigned = [e.name for e in entries if e.kind == "stdio" and e.port is None]
+    if not unassigned:
+        return {}
+    if starting:
+        from mcp_lifecycle.control.discovery import find_running
+
+        running = {name for name in unassigned if find_running(name) is not None}
+        return assign_ports(unassigned, running)
+    kept = {name: kept_port(name) for name in unassigned}
+    return {name: port for name, port in kept.items() if port is not None}
+
+
+def _member(fleet: Fleet, entry: ServerEntry, kept_port: int | None) -> Member:
+    from mcp_lifecycle.settings.loader import SettingsLoader
+
+    where = f"{fleet.path} line {entry.line}"
+    values: dict[str, object] = {"transport": "http", "restart_policy": entry.restart}
+    if entry.kind == "stdio":
+        values.update(host="127.0.0.1", http_path="/mcp", auth="token")
+        port = entry.port or kept_port
+        if port is not None:
+            values["port"] = port
+    elif entry.url is not None:
+        parts = urlsplit(entry.url)
+        values.update(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            http_path=parts.path or "/",
+            auth="none",  # the server guards its own door; we cannot hand it a token
+        )
+    flags = Flags(dict(values), dict.fromkeys(values, where))
+    # The flags are the top layer: `auth` is what they say.
+    fields = SettingsLoader(entry.name).fields(flags)
+    return Member(entry, flags, fields, str(values.get("auth", "none")))

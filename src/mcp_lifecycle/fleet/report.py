@@ -1,0 +1,161 @@
+"""What the fleet looks like now: one row per member (state, PID, URL, uptime, restarts, CPU,
+memory), its health, and the client config for the running ones."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_lifecycle.control.health import Check, HealthReport
+from mcp_lifecycle.control.status import Status, observe_quietly
+from mcp_lifecycle.exit_codes import ExitCode
+from mcp_lifecycle.fleet.members import Member
+
+_CPU_SAMPLE_SECONDS = 0.1
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str
+    status: Status | None  # None for a server that runs elsewhere
+    url: str | None
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+
+    @property
+    def state(self) -> str:
+        if self.status is None:
+            return "remote"
+        if self.status.running:
+            return self.status.state or "running"
+        return self.status.condition
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.SUCCESS if self.status is None else self.status.exit_code
+
+    def as_dict(self) -> dict[str, Any]:
+        base = self.status.as_dict() if self.status is not None else {"server": self.name}
+        return {
+            **base,
+            "kind": self.kind,
+            "state": self.state,
+            "url": self.url,
+            "cpu_percent": self.cpu_percent,
+            "rss_bytes": self.rss_bytes,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def rows(members: list[Member], sample_cpu: bool = True) -> list[Row]:
+    """A row per member; CPU % over one short sample shared by all of them."""
+    table = [
+        Row(
+            member.name,
+            member.entry.kind,
+            observe_quietly(member.fields) if member.entry.started_by_us else None,
+            member.url,
+        )
+        for member in members
+    ]
+    trees = {row.name: _tree(row.status.pid) for row in table if row.status and row.status.running}
+    if sample_cpu and trees:
+        for processes in trees.values():
+            _cpu(processes)  # the first reading only starts the count
+        time.sleep(_CPU_SAMPLE_SECONDS)
+    for row in table:
+        tree = trees.get(row.name)
+        if tree:
+            row.cpu_percent = round(_cpu(tree), 1) if sample_cpu else None
+            row.rss_bytes = _rss(tree)
+    return table
+
+
+def _tree(pid: int | None) -> list[Any]:
+    """The server's process and every process under it (a foreign server is our child)."""
+    import psutil
+
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu(tree: list[Any]) -> float:
+    import psutil
+
+    total = 0.0
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            total += process.cpu_percent(interval=None)
+    return total
+
+
+def _rss(tree: list[Any]) -> int:
+    import psutil
+
+    total = 0
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total
+
+
+def health(member: Member, probe: bool) -> HealthReport:
+    """A member's health as `health` reports a server of ours; a remote one gets the MCP
+    handshake (it is all there is to check)."""
+    from mcp_lifecycle.control.health import health_from_snapshot, probe_health
+
+    if member.entry.started_by_us:
+        return probe_health(member.fields, {}) if probe else health_from_snapshot(member.fields)
+    return _remote_health(member)
+
+
+def _remote_health(member: Member) -> HealthReport:
+    """Probed always: it has no snapshot of ours."""
+    from mcp_lifecycle.control.status import Status
+
+    url = member.url or ""
+    status = Status(
+        server=member.name,
+        condition="running",
+        pid=None,
+        state="ready",
+        url=url,
+        snapshot_age_seconds=None,
+        snapshot_fresh=True,
+        ttl_seconds=0.0,
+        reason="runs elsewhere; only its URL is known",
+        cache_root="",
+        log_file="",
+    )
+    from mcp_lifecycle.transports.probe import handshake
+
+    report = HealthReport(status=status, probed=True)
+    began = time.monotonic()
+    ok, detail = handshake(url, f"at {url}", member.fields.probe_timeout_seconds)
+    report.checks.append(Check("mcp", ok, detail, (time.monotonic() - began) * 1000))
+    return report
+
+
+def client_config(members: list[Member]) -> dict[str, Any]:
+    """What an MCP client should use instead of starting the servers itself: their URLs (and
+    our bearer token, for the bridged ones), for the members that run."""
+    from mcp_lifecycle.files.paths import ServerPaths
+    from mcp_lifecycle.transports.access import client_entry, read_token
+
+    servers: dict[str, Any] = {}
+    for row, member in zip(rows(members, sample_cpu=False), members, strict=True):
+        if row.url is None or (row.status is not None and not row.status.running):
+            continue
+        token = None
+        if member.auth == "token":
+            token = read_token(ServerPaths.for_settings(member.fields).token)
+        servers[member.name] = client_entry(row.url, token)
+    return {"mcpServers": servers}
