@@ -31,6 +31,9 @@ FLAGS_ENV = "MCP_LIFECYCLE_FLAGS"
 WATCH_ENV = "MCP_LIFECYCLE_WATCH"
 # Set for a server run by our supervisor: the supervisor's PID (it holds the server's claim).
 SUPERVISOR_ENV = "MCP_LIFECYCLE_SUPERVISOR"
+# Set for a fleet member's server process: its entry of the fleet file (JSON). Left in place
+# for a supervisor that runs it again; never passed on to the server we did not write.
+FLEET_ENTRY_ENV = "MCP_LIFECYCLE_FLEET_ENTRY"
 _READY = "READY"
 _FAILED = "FAILED"
 # How the server records, for `reload`, that its settings were applied but its hook raised.

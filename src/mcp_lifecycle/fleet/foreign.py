@@ -41,8 +41,11 @@ def handler_for(entry: ServerEntry) -> Callable[[], None]:
 
 
 def child_env(entry: ServerEntry) -> dict[str, str]:
-    """The file's `env` over ours (without the handoff between our own processes)."""
-    ours = {key: value for key, value in os.environ.items() if not key.startswith("MCP_LIFECYCLE_")}
+    """The file's `env` over ours (without the entry, which is for our processes alone: the
+    rest of the handoff was taken out of the environment already)."""
+    from mcp_lifecycle.handoff import FLEET_ENTRY_ENV
+
+    ours = {key: value for key, value in os.environ.items() if key != FLEET_ENTRY_ENV}
     return {**ours, **entry.env}
 
 
@@ -85,6 +88,9 @@ def run_http_command(entry: ServerEntry) -> None:
     assert entry.url is not None
     runtime = current_runtime()
     _require_program(entry)
+    # Our handshakes would fill the server's log with a line per HTTP request.
+    for chatty in ("httpx", "httpx2", "mcp.client"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     child = _spawn(entry)
     stopping = threading.Event()
 

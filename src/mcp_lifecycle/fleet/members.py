@@ -30,9 +30,9 @@ class Member:
         return self.entry.url if self.entry.kind == "remote" else self.fields.url
 
     def environment(self) -> dict[str, str]:
-        from mcp_lifecycle.fleet.serve import ENTRY_ENV
+        from mcp_lifecycle.handoff import FLEET_ENTRY_ENV
 
-        return {ENTRY_ENV: self.entry.to_json()}
+        return {FLEET_ENTRY_ENV: self.entry.to_json()}
 
 
 def members(fleet: Fleet, names: list[str] | None, *, starting: bool = False) -> list[Member]:
@@ -59,10 +59,17 @@ def _bridge_ports(entries: list[ServerEntry], starting: bool) -> dict[str, int]:
 
 
 def _member(fleet: Fleet, entry: ServerEntry, kept_port: int | None) -> Member:
+    from mcp_lifecycle.files.paths import default_cache_root
     from mcp_lifecycle.settings.loader import SettingsLoader
 
     where = f"{fleet.path} line {entry.line}"
-    values: dict[str, object] = {"transport": "http", "restart_policy": entry.restart}
+    # The file is the members' whole configuration: an MCP_SERVER_* variable meant for one
+    # server of ours (MCP_SERVER_CACHE_ROOT, MCP_SERVER_PORT) must not land on all of them.
+    values: dict[str, object] = {
+        "transport": "http",
+        "restart_policy": entry.restart,
+        "cache_root": str(default_cache_root(entry.name)),
+    }
     if entry.kind == "stdio":
         values.update(host="127.0.0.1", http_path="/mcp", auth="token")
         port = entry.port or kept_port

@@ -1,7 +1,7 @@
 """`python -m mcp_lifecycle.fleet.serve`: the server process of a fleet member.
 
 `up` runs it detached, as a server's own CLI runs `start --foreground`, and hands it the
-member's entry (`ENTRY_ENV`) besides the usual handoff. The runtime, the supervisor and every
+member's entry (`FLEET_ENTRY_ENV`) besides the usual handoff. The runtime, the supervisor and every
 file are those of a server built on the library; only the start handler is `fleet.foreign`'s.
 """
 
@@ -12,8 +12,7 @@ import sys
 
 from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.fleet.spec import ServerEntry
-
-ENTRY_ENV = "MCP_LIFECYCLE_FLEET_ENTRY"
+from mcp_lifecycle.handoff import FLEET_ENTRY_ENV
 
 
 def main() -> None:
@@ -23,7 +22,7 @@ def main() -> None:
     from mcp_lifecycle.server.bootstrap import run_foreground
     from mcp_lifecycle.settings.loader import SettingsLoader
 
-    text = os.environ.get(ENTRY_ENV)  # left in place: a supervisor runs this module again
+    text = os.environ.get(FLEET_ENTRY_ENV)  # left in place: a supervisor runs this module again
     if not text:
         sys.stderr.write(
             "Error: this module is run by `mcp-lifecycle up`, not by hand; use `up NAME`\n"

@@ -1,0 +1,310 @@
+"""Servers we did not write, run by `mcp-lifecycle`: third-party-style servers on the official
+SDK only (one over HTTP, one over stdio), a fleet file and a client's `.mcp.json`, real MCP
+clients through the URLs `client-config` prints, and nothing left behind."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import psutil
+import pytest
+
+from tests.conftest import TOKEN_VAR, Result, free_port, kill_processes_with_token, wait_for
+
+TOOL = shutil.which("mcp-lifecycle") or str(Path(sys.executable).parent / "mcp-lifecycle")
+FOREIGN = Path(__file__).resolve().parents[1] / "foreign"
+HTTP_SERVER = FOREIGN / "http_server.py"
+STDIO_SERVER = FOREIGN / "stdio_server.py"
+
+
+@dataclass
+class Fleet:
+    folder: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 90) -> Result:
+        proc = subprocess.run(
+            [TOOL, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            cwd=self.folder,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stdout, proc.stdout
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def write(self, text: str, name: str = "mcp-lifecycle.yaml") -> Path:
+        path = self.folder / name
+        path.write_text(text)
+        return path
+
+    def status(self, *args: str) -> dict[str, dict[str, Any]]:
+        result = self.run(*args, "status", "--json")
+        return {row["server"]: row for row in json.loads(result.out)}
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process this fleet started (they carry the test's token)."""
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                ours = proc.environ().get(TOKEN_VAR) == self.env[TOKEN_VAR]
+                if ours and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, test_token: str) -> Iterator[Fleet]:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_"))
+    }
+    env.update(
+        {
+            TOKEN_VAR: test_token,
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            # Meant for one server of ours: must not land on every member of a fleet.
+            "MCP_SERVER_CACHE_ROOT": str(tmp_path / "one-server"),
+            "MCP_SERVER_STOP_TIMEOUT_SECONDS": "5",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    yield Fleet(folder, env)
+    leaked = kill_processes_with_token(test_token)
+    assert not leaked, f"the test left processes running: {leaked}"
+
+
+def _yaml(http_port: int, *, restart: str = "never", crash: bool = False) -> str:
+    crash_arg = ', "--crash"' if crash else ""
+    return f"""\
+servers:
+  adder:
+    command: [{sys.executable}, {HTTP_SERVER}, "{http_port}"{crash_arg}]
+    url: http://127.0.0.1:{http_port}/mcp
+    restart: {restart}
+  echo:
+    command: {sys.executable} {STDIO_SERVER}
+    transport: stdio
+    env: {{GREETING: hello from the fleet file}}
+"""
+
+
+async def _use(url: str, headers: dict[str, str], tool: str, arguments: dict[str, Any]) -> Any:
+    from mcp_lifecycle.transports.probe import connect
+
+    token = headers.get("Authorization", "").removeprefix("Bearer ") or None
+    async with connect(url, token) as client:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        result = await client.call_tool(tool, arguments)
+        return names, result.content[0].text
+
+
+def _post_without_token(url: str) -> int:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    connection.request(
+        "POST",
+        parts.path,
+        body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def _call(entry: dict[str, Any], tool: str, arguments: dict[str, Any]) -> Any:
+    return anyio.run(_use, entry["url"], entry.get("headers", {}), tool, arguments)
+
+
+def test_a_fleet_comes_up_serves_real_clients_and_goes_down_leaving_nothing(
+    fleet: Fleet,
+) -> None:
+    port = free_port()
+    fleet.write(_yaml(port))
+    up = fleet.run("up")
+    try:
+        assert up.code == 0, up
+        assert "started adder" in up.out
+        assert "started echo" in up.out
+        rows = fleet.status()
+        assert {name: row["state"] for name, row in rows.items()} == {
+            "adder": "ready",
+            "echo": "ready",
+        }
+        assert rows["adder"]["url"] == f"http://127.0.0.1:{port}/mcp"
+        assert all(row["rss_bytes"] > 0 for row in rows.values())
+        config = json.loads(fleet.run("client-config", "--json").out)["mcpServers"]
+        assert set(config) == {"adder", "echo"}
+        assert "headers" not in config["adder"]  # its door is its own
+        assert config["echo"]["headers"]["Authorization"].startswith("Bearer ")
+        assert _call(config["adder"], "add", {"a": 2, "b": 3}) == (["add"], "5")
+        names, greeting = _call(config["echo"], "greeting", {})
+        assert sorted(names) == ["echo", "greeting"]
+        assert greeting == "hello from the fleet file"  # the file's env reached the server
+        # The bridge is behind our token: without it, nothing.
+        assert _post_without_token(config["echo"]["url"]) == 401
+        probed = fleet.run("health", "echo", "--probe")
+        assert probed.code == 0, probed
+        assert "MCP handshake" in probed.out
+        started = fleet.processes()
+        assert len(started) >= 4  # two servers of ours, and the two they run
+        # Each member has its own cache root, whatever MCP_SERVER_CACHE_ROOT says.
+        assert rows["adder"]["cache_root"] != rows["echo"]["cache_root"]
+    finally:
+        down = fleet.run("down")
+    assert down.code == 0, down
+    assert "stopped adder" in down.out
+    assert "stopped echo" in down.out
+    assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
+    assert fleet.run("status").code == 2
+
+
+def test_a_claude_code_mcp_json_is_run_as_it_is_on_a_port_kept_for_its_name(
+    fleet: Fleet,
+) -> None:
+    config = {
+        "mcpServers": {
+            "echo": {
+                "command": sys.executable,
+                "args": [str(STDIO_SERVER)],
+                "env": {"GREETING": "hello from .mcp.json"},
+            }
+        }
+    }
+    fleet.write(json.dumps(config, indent=2), ".mcp.json")
+    up = fleet.run("--file", ".mcp.json", "up")
+    try:
+        assert up.code == 0, up
+        first = json.loads(fleet.run("client-config", "--json", "--file", ".mcp.json").out)
+        entry = first["mcpServers"]["echo"]
+        assert entry["type"] == "http"
+        assert _call(entry, "greeting", {})[1] == "hello from .mcp.json"
+        assert fleet.run("--file", ".mcp.json", "restart", "echo").code == 0
+        again = json.loads(fleet.run("--file", ".mcp.json", "client-config", "--json").out)
+        assert again["mcpServers"]["echo"]["url"] == entry["url"]  # clients keep working
+        assert _call(again["mcpServers"]["echo"], "echo", {"text": "still here"})[1] == (
+            "still here"
+        )
+    finally:
+        assert fleet.run("--file", ".mcp.json", "down").code == 0
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+def test_a_crashing_server_is_reported_with_its_log_tail_and_hides_no_other(
+    fleet: Fleet,
+) -> None:
+    fleet.write(_yaml(free_port(), crash=True))
+    up = fleet.run("up", "--timeout", "20")
+    try:
+        assert up.code == 1, up
+        assert "FAILED adder" in up.err
+        assert "cannot open its database" in up.err  # its own words, from its log
+        assert "started echo" in up.out  # the other one came up all the same
+        rows = fleet.status()
+        assert rows["adder"]["state"] == "not running"
+        assert rows["echo"]["state"] == "ready"
+    finally:
+        fleet.run("down")
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+def test_a_server_that_dies_comes_back_under_its_restart_policy(fleet: Fleet) -> None:
+    port = free_port()
+    fleet.write(_yaml(port, restart="on-failure"))
+    assert fleet.run("up", "adder").code == 0
+    try:
+        row = fleet.status()["adder"]
+        assert row["restarts"] == 0
+        assert row["supervisor_pid"] is not None
+        server = psutil.Process(row["pid"])
+        (child,) = server.children()
+        os.kill(child.pid, signal.SIGKILL)  # the server we did not write dies
+        assert wait_for(lambda: fleet.status()["adder"]["restarts"] == 1, 20)
+        assert wait_for(lambda: fleet.status()["adder"]["state"] == "ready", 20)
+        assert fleet.run("health", "adder", "--probe").code == 0
+    finally:
+        assert fleet.run("down").code == 0
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+def test_a_url_only_entry_is_probed_never_started(fleet: Fleet) -> None:
+    port = free_port()
+    fleet.write(
+        _yaml(port)
+        + f"""\
+  elsewhere:
+    url: http://127.0.0.1:{port}/mcp
+"""
+    )
+    up = fleet.run("up", "adder", "elsewhere")
+    try:
+        assert up.code == 0, up
+        assert "elsewhere: runs elsewhere" in up.out
+        probed = fleet.run("health", "elsewhere", "--probe")
+        assert probed.code == 0, probed
+        assert fleet.status()["elsewhere"]["state"] == "remote"
+    finally:
+        fleet.run("down")
+    assert wait_for(lambda: not fleet.processes(), 10)
+    probed = fleet.run("health", "elsewhere")
+    assert probed.code == 4, probed  # nobody answers there any more
+
+
+def test_logs_of_the_whole_fleet_carry_each_server_name(fleet: Fleet) -> None:
+    fleet.write(_yaml(free_port()))
+    assert fleet.run("up").code == 0
+    try:
+        logs = fleet.run("logs", "-n", "5")
+        assert logs.code == 0, logs
+        prefixes = {line.split("|", 1)[0].strip() for line in logs.out.splitlines()}
+        assert prefixes == {"adder", "echo"}
+        one = fleet.run("logs", "echo", "-n", "3")
+        assert one.code == 0
+        assert "|" not in one.out.splitlines()[0][:8]
+    finally:
+        fleet.run("down")
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("servers:\n  adder:\n    command: [x]\n    url: http://127.0.0.1:1/mcp\n    colour: red\n",
+         "line 5: server 'adder': unknown key 'colour'"),
+        ("servers:\n  adder:\n    env: {A: b}\n", "line 2: server 'adder': missing command"),
+        ("servers:\n  a:\n    command: [x]\n    transport: stdio\n    port: 9001\n"
+         "  b:\n    command: [y]\n    transport: stdio\n    port: 9001\n",
+         "line 6: server 'b': port 9001 is also"),
+        ("servers:\n  ../escape:\n    command: [x]\n    transport: stdio\n",
+         "line 2: server '../escape': its name is not a safe file name"),
+    ],
+)  # fmt: skip
+def test_a_bad_fleet_file_starts_nothing(fleet: Fleet, text: str, problem: str) -> None:
+    path = fleet.write(text)
+    result = fleet.run("up")
+    assert result.code == 5, result
+    assert f"{path.name} {problem}" in result.err
+    assert fleet.processes() == []
