@@ -121,14 +121,15 @@ async def _use(url: str, headers: dict[str, str], tool: str, arguments: dict[str
         return names, result.content[0].text
 
 
-def _post_without_token(url: str) -> int:
+def _post_without_token(url: str, **headers: str) -> int:
+    """The HTTP status of a tools/list POST carrying only `headers` (no token unless given)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     connection.request(
         "POST",
         parts.path,
         body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
     )
     status = connection.getresponse().status
     connection.close()
@@ -166,6 +167,20 @@ def test_a_fleet_comes_up_serves_real_clients_and_goes_down_leaving_nothing(
         assert greeting == "hello from the fleet file"  # the file's env reached the server
         # The bridge is behind our token: without it, nothing.
         assert _post_without_token(config["echo"]["url"]) == 401
+        bearer = config["echo"]["headers"]["Authorization"]
+        # A web page through DNS rebinding: a foreign Host or Origin, even with the token.
+        assert _post_without_token(config["echo"]["url"], Host="evil.example") == 421
+        assert (
+            _post_without_token(
+                config["echo"]["url"], Authorization=bearer, Origin="http://evil.example"
+            )
+            == 403
+        )
+        # What we cannot guard is said, not hidden.
+        assert rows["adder"]["token_required"] is False
+        assert "no token of ours guards it" in rows["adder"]["access_note"]
+        assert rows["echo"]["token_required"] is True
+        assert "adder serves HTTP itself" in fleet.run("status").out
         probed = fleet.run("health", "echo", "--probe")
         assert probed.code == 0, probed
         assert "MCP handshake" in probed.out

@@ -26,6 +26,21 @@ class Row:
     rss_bytes: int | None = None
 
     @property
+    def guarded(self) -> bool:
+        """Does our bearer token guard its URL? Only the bridge's: a server that speaks HTTP
+        itself answers whoever reaches it, and nothing of ours sits in front of it."""
+        return self.kind == "stdio"
+
+    @property
+    def access_note(self) -> str | None:
+        if self.guarded or self.url is None:
+            return None
+        return (
+            "serves HTTP itself: no token of ours guards it; whoever can reach "
+            f"{self.url} may use it, unless the server checks callers on its own"
+        )
+
+    @property
     def state(self) -> str:
         if self.status is None:
             return "remote"
@@ -46,6 +61,8 @@ class Row:
             "url": self.url,
             "cpu_percent": self.cpu_percent,
             "rss_bytes": self.rss_bytes,
+            "token_required": self.guarded,
+            "access_note": self.access_note,
             "exit_code": int(self.exit_code),
         }
 
