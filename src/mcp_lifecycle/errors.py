@@ -52,6 +52,10 @@ class StartTimeout(ServerFailed):
     exit_code = ExitCode.TIMEOUT
 
 
+class Interrupted(LifecycleError):
+    """Ctrl-C (or a caller's cancel) ended a wait; what it started was taken back."""
+
+
 class StopTimeout(LifecycleError):
     exit_code = ExitCode.TIMEOUT
 

@@ -323,3 +323,136 @@ def test_a_bad_fleet_file_starts_nothing(fleet: Fleet, text: str, problem: str) 
     assert result.code == 5, result
     assert f"{path.name} {problem}" in result.err
     assert fleet.processes() == []
+
+
+# -- what a hostile review found ------------------------------------------------------------------
+
+
+def _ours(fleet: Fleet, *strangers: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    skip = {stranger.pid for stranger in strangers}
+    return [proc for proc in fleet.processes() if proc.pid not in skip]
+
+
+def test_an_mcp_server_already_on_the_port_is_not_taken_for_ours(fleet: Fleet, spawn: Any) -> None:
+    """Someone else answers MCP at the URL first: a handshake there proves nothing about the
+    command we run, so `up` fails and names the holder instead of saying "started"."""
+    port = free_port()
+    stranger = spawn([sys.executable, str(HTTP_SERVER), str(port)], stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: _answers(port), 20)
+    fleet.write(_yaml(port))
+    up = fleet.run("up", "adder")
+    assert up.code == 1, up
+    assert f"port {port}" in up.err
+    assert f"PID {stranger.pid}" in up.err
+    assert "started adder" not in up.out
+    assert wait_for(lambda: not _ours(fleet, stranger), 10)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_what_a_wrapper_left_behind_goes_with_it(fleet: Fleet) -> None:
+    """A wrapper script that starts the server in the background and then exits: the server
+    we counted as ready must not run on, unreachable by `down`."""
+    port = free_port()
+    script = f"{sys.executable} {HTTP_SERVER} {port} & sleep 4; exit 1"
+    fleet.write(
+        f"servers:\n  wrapped:\n    command: [/bin/sh, -c, {json.dumps(script)}]\n"
+        f"    url: http://127.0.0.1:{port}/mcp\n"
+    )
+    assert fleet.run("up").code == 0
+    assert wait_for(lambda: fleet.status()["wrapped"]["state"] == "not running", 20)
+    assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
+
+
+def test_a_bridged_servers_helpers_go_down_with_it(fleet: Fleet) -> None:
+    """A stdio server that started a helper of its own (in the session the SDK gave it)."""
+    script = f"sleep 300 & exec {sys.executable} {STDIO_SERVER}"
+    fleet.write(
+        f"servers:\n  helped:\n    command: [/bin/sh, -c, {json.dumps(script)}]\n"
+        "    transport: stdio\n"
+    )
+    assert fleet.run("up").code == 0
+    assert any("sleep" in " ".join(proc.cmdline()) for proc in fleet.processes())
+    assert fleet.run("down").code == 0
+    assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
+
+
+def test_a_bridge_killed_outright_takes_its_stdio_server_along(fleet: Fleet) -> None:
+    fleet.write(_yaml(free_port()))
+    assert fleet.run("up", "echo").code == 0
+    row = fleet.status()["echo"]
+    bridge = psutil.Process(row["pid"])
+    stdio = list(bridge.children(recursive=True))
+    assert stdio
+    os.kill(bridge.pid, signal.SIGKILL)
+    assert wait_for(
+        lambda: not any(proc.is_running() and proc.status() != "zombie" for proc in stdio), 10
+    )
+    assert fleet.run("status").code in (2, 8)  # what is left is a stale PID file at most
+    assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
+
+
+def test_a_kept_port_someone_took_is_refused_not_moved(fleet: Fleet, spawn: Any) -> None:
+    """Clients were given the kept URL: moving silently would send them, and the server's
+    token, to whoever listens there now."""
+    fleet.write(_yaml(free_port()))
+    assert fleet.run("up", "echo").code == 0
+    url = fleet.status()["echo"]["url"]
+    assert fleet.run("down", "echo").code == 0
+    port = urlsplit(url).port
+    assert port is not None
+    hold = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()"
+    stranger = spawn([sys.executable, "-c", f"{hold}; time.sleep(60)"])
+    assert wait_for(lambda: _answers(port), 10)
+    up = fleet.run("up", "echo")
+    assert up.code == 1, up
+    assert f"port {port}, kept for echo" in up.err
+    assert f"PID {stranger.pid}" in up.err
+    assert not _ours(fleet, stranger)
+
+
+def test_restart_brings_back_a_server_that_crashed(fleet: Fleet) -> None:
+    fleet.write(_yaml(free_port()))
+    assert fleet.run("up", "adder").code == 0
+    try:
+        pid = fleet.status()["adder"]["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        assert wait_for(lambda: fleet.status()["adder"]["state"] != "ready", 10)
+        again = fleet.run("restart", "adder")
+        assert again.code == 0, again
+        assert fleet.status()["adder"]["state"] == "ready"
+    finally:
+        fleet.run("down")
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+def test_ctrl_c_during_up_takes_back_every_server_it_started(fleet: Fleet) -> None:
+    slow = f"sleep 3; exec {sys.executable} {STDIO_SERVER}"
+    fleet.write(
+        "servers:\n"
+        + "".join(
+            f"  slow{n}:\n    command: [/bin/sh, -c, {json.dumps(slow)}]\n    transport: stdio\n"
+            for n in (1, 2)
+        )
+    )
+    up = subprocess.Popen(
+        [TOOL, "up"], env=fleet.env, cwd=fleet.folder, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: len(fleet.processes()) >= 3, 10)
+        os.killpg(up.pid, signal.SIGINT)
+        _, err = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 1, err
+    assert "interrupted" in err
+    assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
+    assert fleet.run("status").code == 2

@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
     )(edge(restart))
     app.command(
         "status",
-        help="One table: state, PID, uptime, restarts, CPU, memory and URL of each server.\n\n"
+        help="One table: state, PID, uptime, restarts, CPU (average since it started), memory "
+        "and URL of each server.\n\n"
         "Exit 0 when all run and are fresh; else the first problem's code (2 not running, 4 "
         "stale, 8 stale PID file).\n\nExample: mcp-lifecycle status --json",
     )(edge(status))

@@ -118,6 +118,20 @@ def kill_group_leftovers(pgid: int, session: int | None = None) -> None:
         time.sleep(0.02)
 
 
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every process under `pid`, a process of ours that still lives (so what is under
+    it is ours too): what a server started in a session of its own (as the MCP SDK starts a
+    stdio server) is not in its group, and would outlive a SIGKILL of the group."""
+    try:
+        found = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in found:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(found, timeout=KILL_GRACE_SECONDS)
+
+
 def require_running(paths: ServerPaths, *, remove_stale: bool) -> ServerState:
     """The server's state if it provably runs; NotRunning or StalePid otherwise."""
     state = inspect_server(paths)

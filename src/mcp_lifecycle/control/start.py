@@ -10,15 +10,22 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_lifecycle import handoff
 from mcp_lifecycle.control.inspect import Condition, inspect_server
-from mcp_lifecycle.control.process import KILL_GRACE_SECONDS, remove_stale_pid_file, wait_group
+from mcp_lifecycle.control.process import (
+    KILL_GRACE_SECONDS,
+    kill_descendants,
+    remove_stale_pid_file,
+    wait_group,
+)
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
+    Interrupted,
     ServerFailed,
     StalePid,
     StartTimeout,
@@ -83,9 +90,11 @@ def start_detached(
     force: bool = False,
     watch: list[str] | None = None,
     env: dict[str, str] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> StartResult:
     """Spawn `command` (this CLI's `start --foreground`, handed `flags`; `env` added to its
-    environment) in a session of its own, and return once it is READY."""
+    environment) in a session of its own, and return once it is READY. Once `cancelled()`
+    says so, stop waiting, take back what was spawned and raise Interrupted."""
     if settings.transport == "stdio":
         raise ConfigurationError(
             f"{settings.server_name} speaks MCP over stdio and cannot run detached "
@@ -101,7 +110,7 @@ def start_detached(
         )
     try:
         note = ensure_startable(paths, settings.stale_pid_action, force)
-        result = _spawn_and_wait(settings, paths, command, flags, timeout, watch, env)
+        result = _spawn_and_wait(settings, paths, command, flags, timeout, watch, env, cancelled)
         return StartResult(result.pid, result.url, result.log_path, note)
     finally:
         start_lock.release()
@@ -131,6 +140,7 @@ def _spawn_and_wait(
     timeout: float,
     watch: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> StartResult:
     refuse_symlink(paths.log)
     _rotate_log(paths.log, settings.log_max_bytes, settings.log_backup_count)
@@ -159,7 +169,9 @@ def _spawn_and_wait(
         os.close(write_fd)
         os.close(log_fd)
     try:
-        answer = handoff.await_ready(read_fd, timeout)
+        answer = handoff.await_ready(read_fd, timeout, cancelled)
+        if answer is None and cancelled is not None and cancelled():
+            raise Interrupted(f"interrupted while {settings.server_name} was starting; stopped it")
     except BaseException:
         _kill_spawned(proc, paths)  # Ctrl-C while waiting: take back what we started
         raise
@@ -229,6 +241,7 @@ def _kill_spawned(proc: subprocess.Popen[bytes], paths: ServerPaths) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     if not wait_group(proc.pid, time.monotonic() + KILL_GRACE_SECONDS):
+        kill_descendants(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         wait_group(proc.pid, time.monotonic() + KILL_GRACE_SECONDS)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mcp_lifecycle.errors import ServerFailed
 from mcp_lifecycle.fleet.spec import ServerEntry
@@ -32,6 +33,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HANDSHAKE_EVERY_SECONDS = 0.2
+
+
+def _become_subreaper() -> None:
+    """What the server we run leaves behind when its parent exits (a wrapper script, helpers
+    it started) is reparented to us instead of to init, so we can end it too (Linux). Only in
+    the server process: a supervisor would keep the setting across exec, and never reap them."""
+    from mcp_lifecycle.files import kernel
+
+    if kernel.PARENT_DEATH_SIGNAL:
+        import ctypes
+
+        pr_set_child_subreaper = 36
+        ctypes.CDLL(None).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def handler_for(entry: ServerEntry) -> Callable[[], None]:
@@ -88,9 +102,13 @@ def run_http_command(entry: ServerEntry) -> None:
     assert entry.url is not None
     runtime = current_runtime()
     _require_program(entry)
+    _become_subreaper()
     # Our handshakes would fill the server's log with a line per HTTP request.
     for chatty in ("httpx", "httpx2", "mcp.client"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    port = urlsplit(entry.url).port
+    if port is not None:
+        _refuse_taken_port(entry, port)
     child = _spawn(entry)
     stopping = threading.Event()
 
@@ -103,7 +121,7 @@ def run_http_command(entry: ServerEntry) -> None:
     try:
         while runtime.state == "starting" and child.poll() is None and not stopping.is_set():
             answered, _ = handshake(entry.url, f"at {entry.url}", timeout=2.0)
-            if answered:
+            if answered and _served_by_us(port):
                 notify_ready()
             else:
                 time.sleep(_HANDSHAKE_EVERY_SECONDS)
@@ -113,6 +131,7 @@ def run_http_command(entry: ServerEntry) -> None:
         if child.poll() is None:  # unwound by a failure of ours: the child goes with us
             child.kill()
             child.wait()
+        end_descendants()
     if stopping.is_set():
         return
     raise ServerFailed(
@@ -121,10 +140,70 @@ def run_http_command(entry: ServerEntry) -> None:
     )
 
 
+def _refuse_taken_port(entry: ServerEntry, port: int) -> None:
+    """Whoever answers the URL before we run the command is not our server: a handshake with
+    it would count as ours being ready."""
+    import errno
+    import socket
+
+    from mcp_lifecycle.transports import ports
+
+    host = urlsplit(entry.url or "").hostname or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # not a local address: the server's own bind will tell
+            raise ServerFailed(
+                f"port {port} of {entry.url} is already taken by "
+                f"{ports.describe(ports.listener(port))}, before {entry.name} ran",
+                hint="stop what holds it, or give the server another port in the fleet file",
+            ) from None
+
+
+def _served_by_us(port: int | None) -> bool:
+    """Is the listener on `port` one of our processes (the command, or one it started)?
+    Unknown (another user's sockets may be hidden from us) counts as ours: the port was free
+    when the command started."""
+    from mcp_lifecycle.transports import ports
+
+    holder = ports.listener(port) if port else None
+    if holder is None:
+        return True
+    try:
+        return os.getsid(holder) == os.getsid(0)
+    except OSError:
+        return False
+
+
+def end_descendants(grace: float = 3.0) -> None:
+    """SIGTERM every process under us, then SIGKILL what is left after `grace`: a server we
+    did not write may leave children behind (a wrapper script that exits, a stdio server that
+    spawned helpers in a session of its own). We are their subreaper (`serve.main`), so even
+    the orphans among them are under us."""
+    import psutil
+
+    try:
+        found = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for process in found:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(found, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
 def _spawn(entry: ServerEntry) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
-            list(entry.command),
+            _dying_with_us(list(entry.command)),
             cwd=entry.cwd,
             env=child_env(entry),
             stdin=subprocess.DEVNULL,
@@ -146,6 +225,7 @@ class Bridge:
     def __init__(self, entry: ServerEntry) -> None:
         self.entry = entry
         self.lost: str | None = None  # why the upstream went away while we served
+        self.failure: str | None = None  # why it never answered
 
     def app(self, http_path: str, host: str) -> Any:
         from mcp import types
@@ -188,15 +268,33 @@ class Bridge:
             command=command[0], args=command[1:], env=child_env(entry), cwd=entry.cwd
         )
         before = {child.pid for child in psutil.Process().children()}
-        async with Client(parameters) as client, anyio.create_task_group() as tasks:
-            started = [c for c in psutil.Process().children() if c.pid not in before]
-            if started:
-                tasks.start_soon(self._watch, started[0].pid)
-            logger.info("%s answers over stdio", entry.name)
-            yield client.session
-            tasks.cancel_scope.cancel()
+        answered = False
+        try:
+            async with Client(parameters) as client, anyio.create_task_group() as tasks:
+                answered = True
+                started = [c for c in psutil.Process().children() if c.pid not in before]
+                upstream = started[0] if started else None
+                if upstream is not None:
+                    tasks.start_soon(self._watch, upstream)
+                logger.info("%s answers over stdio", entry.name)
+                try:
+                    yield client.session
+                finally:
+                    tasks.cancel_scope.cancel()
+                    _end_group(upstream)
+        except Exception as exc:
+            if not answered:
+                from mcp_lifecycle.transports.probe import root_cause
 
-    async def _watch(self, pid: int) -> None:
+                self.failure = (
+                    f"{entry.name} did not answer MCP over stdio ({root_cause(exc)}); "
+                    "its own words, if any, are just above in its log"
+                )
+                logger.error("%s", self.failure)
+                logger.debug("the handshake failed", exc_info=True)
+            raise
+
+    async def _watch(self, upstream: Any) -> None:
         """The stdio server exiting on its own ends the bridge (with a failure, so that a
         restart policy brings both back)."""
         import anyio
@@ -208,7 +306,7 @@ class Bridge:
         while True:
             await anyio.sleep(0.5)
             try:
-                gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+                gone = upstream.status() == psutil.STATUS_ZOMBIE
             except psutil.NoSuchProcess:
                 gone = True
             if gone and runtime.state in ("starting", "ready"):
@@ -218,12 +316,24 @@ class Bridge:
                 return
 
 
-# The SDK runs a stdio server in a session of its own, and ends it when the bridge stops; a
-# bridge killed outright (SIGKILL after a stop timed out) must not leave it running. On Linux the
-# kernel sends it SIGTERM when we die (the setting survives exec).
+def _end_group(upstream: Any) -> None:
+    """SIGTERM the stdio server's process group (the SDK made it a group of its own) while its
+    leader still runs: its helpers go with it, and the group ID cannot be someone else's."""
+    import psutil
+
+    if upstream is None:
+        return
+    with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+        if upstream.is_running() and upstream.status() != psutil.STATUS_ZOMBIE:
+            os.killpg(upstream.pid, signal.SIGTERM)
+
+
+# A server we did not write must not outlive the process of ours that runs it, even one killed
+# outright (SIGKILL after a stop timed out): on Linux the kernel kills it when we die (the
+# setting survives exec). What it started itself is ended by `end_descendants`, or by `stop`.
 _DIE_WITH_PARENT = (
     "import ctypes, os, signal, sys;"
-    "ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0);"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0);"
     "os.getppid() == int(sys.argv[1]) or sys.exit(1);"
     "os.execvp(sys.argv[2], sys.argv[2:])"
 )
@@ -237,16 +347,39 @@ def _dying_with_us(command: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
 
 
+class _QuietLifespanFailure(logging.Filter):
+    """uvicorn logs a failed lifespan with its traceback; the bridge said why in one line."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.bridge.failure is not None and record.exc_info:
+            record.exc_info = None
+            record.msg, record.args = "the bridge could not start", ()
+        return True
+
+
 def serve_bridge(entry: ServerEntry) -> None:
     from mcp_lifecycle.server.runtime import current_runtime
     from mcp_lifecycle.transports.http_server import serve_asgi
 
     settings = current_runtime().settings
     _require_program(entry)
+    _become_subreaper()
     bridge = Bridge(entry)
-    sys.stdout.flush()
-    serve_asgi(bridge.app(settings.http_path, settings.host))
+    quiet = _QuietLifespanFailure(bridge)
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    hint = "its own output is in the server's log (`mcp-lifecycle logs NAME`)"
+    try:
+        serve_asgi(bridge.app(settings.http_path, settings.host))
+    except ServerFailed:
+        if bridge.failure is not None:
+            raise ServerFailed(bridge.failure, hint=hint) from None
+        raise
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+        end_descendants()
     if bridge.lost is not None:
-        raise ServerFailed(
-            bridge.lost, hint="its own output is in the server's log (`mcp-lifecycle logs NAME`)"
-        )
+        raise ServerFailed(bridge.lost, hint=hint)

@@ -27,7 +27,8 @@ class Member:
 
     @property
     def url(self) -> str | None:
-        return self.entry.url if self.entry.kind == "remote" else self.fields.url
+        """Where clients reach it: the file's URL, or ours for a bridged stdio server."""
+        return self.fields.url if self.entry.kind == "stdio" else self.entry.url
 
     def environment(self) -> dict[str, str]:
         from mcp_lifecycle.handoff import FLEET_ENTRY_ENV
@@ -39,11 +40,12 @@ def members(fleet: Fleet, names: list[str] | None, *, starting: bool = False) ->
     """The members named (all when none are). `starting`: bridged stdio servers without a
     port get one now (a free port, kept for the name); otherwise the one kept, if any."""
     entries = fleet.select(names)
-    ports = _bridge_ports(entries, starting)
+    declared = {e.port for e in fleet.servers.values() if e.port is not None}
+    ports = _bridge_ports(entries, starting, declared)
     return [_member(fleet, entry, ports.get(entry.name)) for entry in entries]
 
 
-def _bridge_ports(entries: list[ServerEntry], starting: bool) -> dict[str, int]:
+def _bridge_ports(entries: list[ServerEntry], starting: bool, declared: set[int]) -> dict[str, int]:
     from mcp_lifecycle.fleet.ports import assign_ports, kept_port
 
     unassigned = [e.name for e in entries if e.kind == "stdio" and e.port is None]
@@ -53,7 +55,7 @@ def _bridge_ports(entries: list[ServerEntry], starting: bool) -> dict[str, int]:
         from mcp_lifecycle.control.discovery import find_running
 
         running = {name for name in unassigned if find_running(name) is not None}
-        return assign_ports(unassigned, running)
+        return assign_ports(unassigned, running, declared)
     kept = {name: kept_port(name) for name in unassigned}
     return {name: port for name, port in kept.items() if port is not None}
 

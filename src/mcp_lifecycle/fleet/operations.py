@@ -3,17 +3,15 @@ server of ours, in parallel, every outcome kept (one failure never hides another
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 from mcp_lifecycle.control.start import StartResult
 from mcp_lifecycle.control.stop import StopResult
-from mcp_lifecycle.errors import AlreadyRunning, LifecycleError, NotRunning
+from mcp_lifecycle.errors import AlreadyRunning, LifecycleError, NotRunning, StalePid, os_error
 from mcp_lifecycle.fleet.members import SERVE_COMMAND, Member
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -32,22 +30,22 @@ class Outcome:
 
 
 def up(members: list[Member], timeout: float | None) -> list[Outcome]:
-    return _each(members, lambda member: _up(member, timeout))
+    return _each(members, lambda member, cancelled: _up(member, timeout, cancelled))
 
 
 def down(members: list[Member], timeout: float | None) -> list[Outcome]:
-    return _each(members, lambda member: _down(member, timeout))
+    return _each(members, lambda member, _: _down(member, timeout))
 
 
 def restart(members: list[Member], timeout: float | None) -> list[Outcome]:
-    def again(member: Member) -> Outcome:
+    def again(member: Member, cancelled: Callable[[], bool]) -> Outcome:
         stopped = _down(member, timeout)
-        return stopped if not stopped.ok else _up(member, timeout)
+        return stopped if not stopped.ok else _up(member, timeout, cancelled)
 
     return _each(members, again)
 
 
-def _up(member: Member, timeout: float | None) -> Outcome:
+def _up(member: Member, timeout: float | None, cancelled: Callable[[], bool]) -> Outcome:
     from mcp_lifecycle.control.start import start_detached
 
     if not member.entry.started_by_us:
@@ -59,6 +57,7 @@ def _up(member: Member, timeout: float | None) -> Outcome:
             member.flags,
             timeout or member.fields.startup_timeout_seconds,
             env=member.environment(),
+            cancelled=cancelled,
         )
     except AlreadyRunning:
         return Outcome(member, note="already running")
@@ -78,17 +77,34 @@ def _down(member: Member, timeout: float | None) -> Outcome:
         )
     except NotRunning:
         return Outcome(member, note="not running")
+    except StalePid as stale:
+        return Outcome(member, note=stale.message)  # it had crashed: nothing to stop
     return Outcome(member, done=stopped)
 
 
-def _each(members: list[Member], act: Callable[[Member], Outcome]) -> list[Outcome]:
+def _each(
+    members: list[Member], act: Callable[[Member, Callable[[], bool]], Outcome]
+) -> list[Outcome]:
+    """`act` on every member at once; every outcome is kept, whatever one of them raised. On
+    Ctrl-C the waits are cancelled (what they started is taken back) before it goes on."""
+    cancel = threading.Event()
+
     def guarded(member: Member) -> Outcome:
         try:
-            return act(member)
+            return act(member, cancel.is_set)
         except LifecycleError as error:
             return Outcome(member, error=error)
+        except OSError as error:
+            return Outcome(member, error=os_error(error))
+        except Exception as error:  # noqa: BLE001 - one member's bug must not hide the rest
+            return Outcome(member, error=LifecycleError(f"{type(error).__name__}: {error}"))
 
-    if len(members) <= 1:
-        return [guarded(member) for member in members]
-    with ThreadPoolExecutor(max_workers=min(len(members), 32)) as pool:
-        return list(pool.map(guarded, members))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(members), 32)))
+    try:
+        futures = [pool.submit(guarded, member) for member in members]
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)

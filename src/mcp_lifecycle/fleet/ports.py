@@ -10,11 +10,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from mcp_lifecycle.errors import ConfigurationError
+from mcp_lifecycle.errors import ServerFailed, StartTimeout
 from mcp_lifecycle.files.paths import state_root
 from mcp_lifecycle.files.private import (
     atomic_write,
-    ensure_private_folder,
+    ensure_cache_root,
     flock_exclusive,
     open_private_append,
     read_no_follow,
@@ -33,22 +33,39 @@ def kept_port(name: str) -> int | None:
     return _read(kept_ports_path()).get(name)
 
 
-def assign_ports(names: list[str], running: set[str]) -> dict[str, int]:
-    """A port for each of `names`: the one kept for it while it is free (or its own server,
-    in `running`, holds it), else a new free one, which is then kept."""
+def assign_ports(names: list[str], running: set[str], declared: set[int]) -> dict[str, int]:
+    """A port for each of `names`: the one kept for it, else a new free one (never one of the
+    `declared` ports of the fleet), which is then kept.
+
+    A kept port that someone else holds now is refused, not silently replaced: clients were
+    given that URL, and would send the server's token to whoever listens there.
+    """
     path = kept_ports_path()
-    ensure_private_folder(path.parent)
+    ensure_cache_root(path.parent)  # ours alone: nobody else may choose our ports
     with _locked(path):
         kept = _read(path)
         changed = False
         for name in names:
             port = kept.get(name)
-            if port is None or (name not in running and not _free(port)):
-                kept[name] = _free_port(avoid=set(kept.values()))
+            if port is None:
+                kept[name] = _free_port(avoid=set(kept.values()) | declared)
                 changed = True
+            elif name not in running and not _free(port):
+                _refuse_taken(name, port)
         if changed:
             atomic_write(path, json.dumps(kept, indent=1, sort_keys=True).encode())
     return {name: kept[name] for name in names}
+
+
+def _refuse_taken(name: str, port: int) -> None:
+    from mcp_lifecycle.transports import ports
+
+    raise ServerFailed(
+        f"port {port}, kept for {name} (its clients were given that URL), is taken by "
+        f"{ports.describe(ports.listener(port))}",
+        hint="stop what holds it; to move the server instead, give it `port:` in the fleet "
+        "file, and hand its clients the new `client-config`",
+    )
 
 
 @contextlib.contextmanager
@@ -56,7 +73,7 @@ def _locked(path: Path) -> Iterator[None]:
     fd = open_private_append(path.with_name(f"{path.name}.lock"))
     try:
         if not flock_exclusive(fd, 10):
-            raise ConfigurationError(f"another command holds {path} (waited 10 s)")
+            raise StartTimeout(f"another command holds {path} (waited 10 s)")
         yield
     finally:
         os.close(fd)

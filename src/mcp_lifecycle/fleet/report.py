@@ -13,8 +13,6 @@ from mcp_lifecycle.control.status import Status, observe_quietly
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.fleet.members import Member
 
-_CPU_SAMPLE_SECONDS = 0.1
-
 
 @dataclass
 class Row:
@@ -67,28 +65,25 @@ class Row:
         }
 
 
-def rows(members: list[Member], sample_cpu: bool = True) -> list[Row]:
-    """A row per member; CPU % over one short sample shared by all of them."""
-    table = [
-        Row(
-            member.name,
-            member.entry.kind,
-            observe_quietly(member.fields) if member.entry.started_by_us else None,
-            member.url,
-        )
-        for member in members
-    ]
-    trees = {row.name: _tree(row.status.pid) for row in table if row.status and row.status.running}
-    if sample_cpu and trees:
-        for processes in trees.values():
-            _cpu(processes)  # the first reading only starts the count
-        time.sleep(_CPU_SAMPLE_SECONDS)
+def rows(members: list[Member], usage: bool = True) -> list[Row]:
+    """A row per member, with (`usage`) the CPU and memory of each running one."""
+    table = [_row(member) for member in members]
     for row in table:
-        tree = trees.get(row.name)
-        if tree:
-            row.cpu_percent = round(_cpu(tree), 1) if sample_cpu else None
-            row.rss_bytes = _rss(tree)
+        if usage and row.status is not None and row.status.running:
+            tree = _tree(row.status.pid)
+            if tree:
+                row.cpu_percent = round(_cpu(tree), 1)
+                row.rss_bytes = _rss(tree)
     return table
+
+
+def _row(member: Member) -> Row:
+    if not member.entry.started_by_us:
+        return Row(member.name, member.entry.kind, None, member.url)
+    status = observe_quietly(member.fields)
+    # A running server's own record of its URL: the file may have changed since it started.
+    url = status.url if status.running and status.url else member.url
+    return Row(member.name, member.entry.kind, status, url)
 
 
 def _tree(pid: int | None) -> list[Any]:
@@ -105,13 +100,20 @@ def _tree(pid: int | None) -> list[Any]:
 
 
 def _cpu(tree: list[Any]) -> float:
+    """The tree's CPU time over the server's life, in % of one core: no sample to wait for
+    (`status` runs in prompts and probes; a 100 ms sample doubled its time)."""
     import psutil
 
-    total = 0.0
+    spent = 0.0
     for process in tree:
         with contextlib.suppress(psutil.Error):
-            total += process.cpu_percent(interval=None)
-    return total
+            times = process.cpu_times()
+            spent += times.user + times.system + times.children_user + times.children_system
+    try:
+        lived = time.time() - tree[0].create_time()
+    except psutil.Error:
+        return 0.0
+    return 100 * spent / lived if lived > 0 else 0.0
 
 
 def _rss(tree: list[Any]) -> int:
@@ -168,7 +170,7 @@ def client_config(members: list[Member]) -> dict[str, Any]:
     from mcp_lifecycle.transports.access import client_entry, read_token
 
     servers: dict[str, Any] = {}
-    for row, member in zip(rows(members, sample_cpu=False), members, strict=True):
+    for row, member in zip(rows(members, usage=False), members, strict=True):
         if row.url is None or (row.status is not None and not row.status.running):
             continue
         token = None

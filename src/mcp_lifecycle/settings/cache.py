@@ -32,7 +32,10 @@ from mcp_lifecycle.settings.sources import ENV_PREFIX
 
 # platformdirs places the default cache root from these.
 _PLACEMENT_VARIABLES = ("HOME", "XDG_STATE_HOME")
-_KEEP = 64
+# Entries kept: one per server and set of flags. A fleet of a hundred servers reads a hundred
+# in turn; with room for fewer, each would be evicted before its next use (64 did that).
+_KEEP = 1024
+_PRUNE_AT = _KEEP + 128  # pruning lists the folder: not at every store
 _MAX_FILE_BYTES = 1_048_576
 _ENTRY_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
 
@@ -163,6 +166,8 @@ def load(cache_key: str | None, server_name: str) -> LifecycleFields | None:
         return None
     if not _unchanged(entry.get("files")):
         return None
+    with contextlib.suppress(OSError):
+        os.utime(_entry_path(directory, cache_key))  # used: the last to be pruned
     return LifecycleFields.from_json(entry.get("values"), server_name)
 
 
@@ -183,6 +188,8 @@ def store(cache_key: str | None, fields: LifecycleFields, files: list[list[Any]]
 
 def _prune(directory: Path) -> None:
     entries = [p for p in directory.iterdir() if _ENTRY_NAME.match(p.name) and p.is_file()]
+    if len(entries) <= _PRUNE_AT:
+        return
     entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[_KEEP:]:
         with contextlib.suppress(OSError):
