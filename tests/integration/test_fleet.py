@@ -456,3 +456,45 @@ def test_ctrl_c_during_up_takes_back_every_server_it_started(fleet: Fleet) -> No
     assert "interrupted" in err
     assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
     assert fleet.run("status").code == 2
+
+
+def test_another_projects_server_of_the_same_name_is_left_alone(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Servers are found by name: two projects may both call one `web`. Each acts only on
+    what it started itself."""
+    fleet.write(_yaml(free_port()))
+    other = tmp_path / "other-project"
+    other.mkdir()
+    theirs = Fleet(other, fleet.env)
+    theirs.write(_yaml(free_port()))
+    assert fleet.run("up", "echo").code == 0
+    try:
+        pid = fleet.status()["echo"]["pid"]
+        again = theirs.run("up", "echo")
+        assert again.code == 3, again
+        assert f"it was started from {(fleet.folder / 'mcp-lifecycle.yaml').resolve()}" in again.err
+        down = theirs.run("down", "echo")
+        assert down.code == 5, down
+        assert "not stopping it" in down.err
+        assert fleet.status()["echo"]["pid"] == pid  # still running, untouched
+        assert "echo runs, but it was started from" in theirs.run("status", "echo").out
+        assert json.loads(theirs.run("client-config", "--json").out or "{}") == {} or (
+            "echo" not in theirs.run("client-config", "--json").out
+        )
+    finally:
+        assert fleet.run("down").code == 0
+    assert wait_for(lambda: not fleet.processes(), 10)
+
+
+def test_a_stdio_server_that_dies_at_once_is_reported_in_its_own_words(fleet: Fleet) -> None:
+    crash = "import sys; print('bad API key', file=sys.stderr); sys.exit(3)"
+    fleet.write(
+        f"servers:\n  broken:\n    command: [{sys.executable}, -c, {json.dumps(crash)}]\n"
+        "    transport: stdio\n"
+    )
+    up = fleet.run("up", "--timeout", "20")
+    assert up.code == 1, up
+    assert "broken did not answer MCP over stdio" in up.err
+    assert "bad API key" in up.err  # its own words, in the log tail
+    assert wait_for(lambda: not fleet.processes(), 10)

@@ -81,9 +81,11 @@ def table(rows: list[Row], as_json: bool) -> None:
             f"{'-' if row.cpu_percent is None else f'{row.cpu_percent:.1f}':>6} "
             f"{_size(row.rss_bytes):>8}  {row.url or '-'}"
         )
-    notes = [(row.name, row.access_note) for row in rows if row.access_note]
-    for name, note in notes:
-        typer.echo(f"{warn('note:')} {name} {note}")
+    for row in rows:
+        if row.elsewhere:
+            typer.echo(f"{warn('note:')} {row.name} runs, but {row.elsewhere}")
+        elif row.access_note:
+            typer.echo(f"{warn('note:')} {row.name} {row.access_note}")
 
 
 def _seconds(value: float | None) -> str:

@@ -355,7 +355,8 @@ class _QuietLifespanFailure(logging.Filter):
         self.bridge = bridge
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.bridge.failure is not None and record.exc_info:
+        # As exc_info, or (Starlette's lifespan.startup.failed) as the message's text.
+        if self.bridge.failure is not None and (record.exc_info or "Traceback" in str(record.msg)):
             record.exc_info = None
             record.msg, record.args = "the bridge could not start", ()
         return True

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.fleet.spec import Fleet, ServerEntry
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.settings.flags import Flags
@@ -20,6 +22,7 @@ class Member:
     flags: Flags
     fields: LifecycleFields
     auth: str
+    fleet_file: Path
 
     @property
     def name(self) -> str:
@@ -29,6 +32,21 @@ class Member:
     def url(self) -> str | None:
         """Where clients reach it: the file's URL, or ours for a bridged stdio server."""
         return self.fields.url if self.entry.kind == "stdio" else self.entry.url
+
+    @property
+    def paths(self) -> ServerPaths:
+        return ServerPaths.for_settings(self.fields)
+
+    def started_elsewhere(self) -> str | None:
+        """Why the server running under this name is not this fleet file's (None: it is
+        ours, or none runs)."""
+        from mcp_lifecycle.control.inspect import Condition, inspect_server
+        from mcp_lifecycle.fleet.origin import started_elsewhere
+
+        state = inspect_server(self.paths)
+        if state.condition is not Condition.RUNNING or state.pid is None:
+            return None
+        return started_elsewhere(self.paths, self.fleet_file, state.pid)
 
     def environment(self) -> dict[str, str]:
         from mcp_lifecycle.handoff import FLEET_ENTRY_ENV
@@ -88,4 +106,4 @@ def _member(fleet: Fleet, entry: ServerEntry, kept_port: int | None) -> Member:
     flags = Flags(dict(values), dict.fromkeys(values, where))
     # The flags are the top layer: `auth` is what they say.
     fields = SettingsLoader(entry.name).fields(flags)
-    return Member(entry, flags, fields, str(values.get("auth", "none")))
+    return Member(entry, flags, fields, str(values.get("auth", "none")), fleet.path)

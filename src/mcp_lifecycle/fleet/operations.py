@@ -10,8 +10,16 @@ from dataclasses import dataclass
 
 from mcp_lifecycle.control.start import StartResult
 from mcp_lifecycle.control.stop import StopResult
-from mcp_lifecycle.errors import AlreadyRunning, LifecycleError, NotRunning, StalePid, os_error
+from mcp_lifecycle.errors import (
+    AlreadyRunning,
+    ConfigurationError,
+    LifecycleError,
+    NotRunning,
+    StalePid,
+    os_error,
+)
 from mcp_lifecycle.fleet.members import SERVE_COMMAND, Member
+from mcp_lifecycle.fleet.origin import record
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,14 @@ def _up(member: Member, timeout: float | None, cancelled: Callable[[], bool]) ->
             cancelled=cancelled,
         )
     except AlreadyRunning:
+        elsewhere = member.started_elsewhere()
+        if elsewhere is not None:
+            raise AlreadyRunning(
+                f"a server named {member.name} is already running, but {elsewhere}",
+                hint=f"give the server here another name in {member.fleet_file}",
+            ) from None
         return Outcome(member, note="already running")
+    record(member.paths, member.fleet_file, started.pid)
     return Outcome(member, done=started)
 
 
@@ -70,6 +85,12 @@ def _down(member: Member, timeout: float | None) -> Outcome:
 
     if not member.entry.started_by_us:
         return Outcome(member, note="runs elsewhere; not ours to stop")
+    elsewhere = member.started_elsewhere()
+    if elsewhere is not None:
+        raise ConfigurationError(
+            f"a server named {member.name} runs, but {elsewhere}: not stopping it",
+            hint=f"stop it from where it was started, or rename the server in {member.fleet_file}",
+        )
     try:
         stopped = stop_server(
             ServerPaths.for_settings(member.fields),

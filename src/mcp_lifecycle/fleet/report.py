@@ -22,6 +22,7 @@ class Row:
     url: str | None
     cpu_percent: float | None = None
     rss_bytes: int | None = None
+    elsewhere: str | None = None  # runs under this name, but not started from this file
 
     @property
     def guarded(self) -> bool:
@@ -59,6 +60,7 @@ class Row:
             "url": self.url,
             "cpu_percent": self.cpu_percent,
             "rss_bytes": self.rss_bytes,
+            "started_elsewhere": self.elsewhere,
             "token_required": self.guarded,
             "access_note": self.access_note,
             "exit_code": int(self.exit_code),
@@ -83,7 +85,8 @@ def _row(member: Member) -> Row:
     status = observe_quietly(member.fields)
     # A running server's own record of its URL: the file may have changed since it started.
     url = status.url if status.running and status.url else member.url
-    return Row(member.name, member.entry.kind, status, url)
+    elsewhere = member.started_elsewhere() if status.running else None
+    return Row(member.name, member.entry.kind, status, url, elsewhere=elsewhere)
 
 
 def _tree(pid: int | None) -> list[Any]:
@@ -173,6 +176,8 @@ def client_config(members: list[Member]) -> dict[str, Any]:
     for row, member in zip(rows(members, usage=False), members, strict=True):
         if row.url is None or (row.status is not None and not row.status.running):
             continue
+        if row.elsewhere is not None:
+            continue  # another project's server: not this file's to hand out
         token = None
         if member.auth == "token":
             token = read_token(ServerPaths.for_settings(member.fields).token)

@@ -7,12 +7,17 @@ started from a file that has one.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import datetime
+import functools
 import json
+import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from mcp_lifecycle.errors import ConfigurationError
@@ -70,17 +75,18 @@ class Fleet:
     servers: dict[str, ServerEntry]
 
     def select(self, names: list[str] | None) -> list[ServerEntry]:
-        """The servers named (all when none are), in the file's order."""
+        """The servers named (all when none are), in the file's order, each once."""
         if not names:
             return list(self.servers.values())
-        unknown = [name for name in names if name not in self.servers]
+        unknown = [name for name in dict.fromkeys(names) if name not in self.servers]
         if unknown:
             known = ", ".join(self.servers) or "none"
             raise ConfigurationError(
                 f"{self.path} declares no server {', '.join(map(repr, unknown))}",
                 hint=f"the servers there: {known}",
             )
-        return [self.servers[name] for name in dict.fromkeys(names)]
+        wanted = set(names)
+        return [entry for name, entry in self.servers.items() if name in wanted]
 
 
 def find_fleet_file(given: Path | None) -> Path:
@@ -98,56 +104,223 @@ def find_fleet_file(given: Path | None) -> Path:
 def read_fleet(path: Path) -> Fleet:
     """Parse and check the fleet file at `path`."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from None
-    document, lines = _load(path, text)
-    return parse_fleet(path, document, lines)
+    try:
+        # utf-8-sig: a byte order mark (Notepad writes one) is not part of the document.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(
+            f"{path} line {line}: not UTF-8 text ({exc.reason})", hint="save it as UTF-8"
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    document, marks = _load(path, text)
+    return parse_fleet(path, document, marks)
 
 
 # -- reading the document, with the line of each key --------------------------------------------
 
-_Lines = dict[tuple[str, ...], int]
+_Path = tuple[str, ...]
 
 
-def _load(path: Path, text: str) -> tuple[Any, _Lines]:
-    import yaml
+class _Marks(Protocol):
+    """Where the document says what: the line of the key at `path` (keys from the top), and the
+    text of the plain scalar there (`1.10`, which YAML reads as 1.1), both None when unknown."""
+
+    def line(self, path: _Path) -> int | None: ...
+
+    def text(self, path: _Path) -> str | None: ...
+
+
+def _load(path: Path, text: str) -> tuple[Any, _Marks]:
+    """JSON is read as JSON (a YAML 1.1 parser reads some of it otherwise: `\\ud83d\\ude00`
+    escapes, `1e3`, tabs); a client's .json may have comments and trailing commas (VS Code's
+    mcp.json does), which json5 reads (without the lines of its keys); anything else is YAML."""
+    if path.suffix != ".json":
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            return _load_yaml(path, text)
+        return document, _JsonMarks(text)
+    try:
+        return json.loads(text), _JsonMarks(text)
+    except RecursionError:
+        raise _too_deep(path) from None
+    except ValueError as exc:
+        strict = exc
+    import json5
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
+        return json5.loads(text), _NoMarks()
+    except RecursionError:
+        raise _too_deep(path) from None
+    except ValueError:
+        pass
+    if isinstance(strict, json.JSONDecodeError):
+        where, problem = f"{path} line {strict.lineno}", strict.msg
+    else:  # a number of more than 4300 digits
+        where, problem = str(path), str(strict)
+    raise ConfigurationError(f"{where}: not valid JSON ({problem})", hint="fix the syntax there")
+
+
+def _too_deep(path: Path) -> ConfigurationError:
+    return ConfigurationError(f"{path}: nested too deeply to read")
+
+
+class _NoMarks:
+    """A document read without positions: messages name the file and the server."""
+
+    def line(self, path: _Path) -> int | None:
+        return None
+
+    def text(self, path: _Path) -> str | None:
+        return None
+
+
+class _JsonMarks:
+    """The marks of a JSON document json.loads accepted: the keys down to an env's names."""
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[_Path, int] = {}
+        self._texts: dict[_Path, str] = {}
+        self._source = text
+        self._breaks = [match.start() for match in re.finditer("\n", text)]
+        self._decoder = json.JSONDecoder()
+        self._walk(0, ())
+
+    def line(self, path: _Path) -> int | None:
+        return self._lines.get(path)
+
+    def text(self, path: _Path) -> str | None:
+        return self._texts.get(path)
+
+    def _skip(self, at: int) -> int:
+        while at < len(self._source) and self._source[at] in " \t\r\n":
+            at += 1
+        return at
+
+    def _walk(self, at: int, path: _Path) -> int:
+        """Note what stands at `at` (under `path`); where it ends."""
+        text = self._source
+        at = self._skip(at)
+        if text[at] != "{" or len(path) > 3:  # below an env's names, nothing is looked up
+            end = self._decoder.raw_decode(text, at)[1]
+            if text[at] not in "{[":
+                self._texts[path] = text[at:end]
+            return end
+        at = self._skip(at + 1)
+        while text[at] != "}":
+            key, end = self._decoder.raw_decode(text, at)
+            here = (*path, key)
+            self._lines[here] = bisect.bisect_left(self._breaks, at) + 1
+            at = self._skip(self._walk(self._skip(end) + 1, here))  # past the colon
+            if text[at] == ",":
+                at = self._skip(at + 1)
+        return at + 1
+
+
+class _YamlMarks:
+    """The marks of a composed YAML document, looked up in its nodes (an alias is the node it
+    names, so a table of every path could grow without bound)."""
+
+    def __init__(self, root: Any) -> None:
+        self._root = root
+        self._keys: dict[int, dict[str, tuple[Any, Any]]] = {}
+
+    def _find(self, path: _Path) -> tuple[Any, Any] | None:
+        import yaml
+
+        node, found = self._root, None
+        for key in path:
+            if not isinstance(node, yaml.MappingNode):
+                return None
+            keys = self._keys.get(id(node))
+            if keys is None:
+                keys = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+                self._keys[id(node)] = keys
+            found = keys.get(key)
+            if found is None:
+                return None
+            node = found[1]
+        return found
+
+    def line(self, path: _Path) -> int | None:
+        found = self._find(path)
+        return int(found[0].start_mark.line) + 1 if found else None
+
+    def text(self, path: _Path) -> str | None:
+        import yaml
+
+        found = self._find(path)
+        if found is None or not isinstance(found[1], yaml.ScalarNode) or found[1].style:
+            return None
+        return str(found[1].value)
+
+
+def _load_yaml(path: Path, text: str) -> tuple[Any, _Marks]:
+    import yaml
+
+    loader = None
+    try:
+        loader = _yaml_loader()(text)
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise _too_deep(path) from None
     except yaml.YAMLError as exc:
-        # JSON a YAML parser refuses (tabs where YAML forbids them) is still JSON.
-        try:
-            return json.loads(text), {}
-        except ValueError:
-            pass
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+            line = text.count("\n", 0, exc.position) + 1
+        where = f"{path} line {line}" if line else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigurationError(
             f"{where}: not valid YAML or JSON ({problem})", hint="fix the syntax there"
         ) from None
-    return document, _key_lines(node, ())
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return document, _YamlMarks(node)
 
 
-def _key_lines(node: Any, prefix: tuple[str, ...]) -> _Lines:
+@functools.cache
+def _yaml_loader() -> type[Any]:
     import yaml
+    from yaml.constructor import ConstructorError
 
-    lines: _Lines = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                here = (*prefix, str(key.value))
-                lines[here] = key.start_mark.line + 1
-                lines.update(_key_lines(value, here))
-    return lines
+    class Loader(yaml.SafeLoader):
+        """SafeLoader, but a key is the text written (`on:` names a server `on`, not True, and
+        `1.10:` one `1.10`), and a value Python cannot hold (`2024-02-30`, a number of 5000
+        digits) is a YAMLError with its place, not a ValueError."""
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as exc:
+                raise ConstructorError(None, None, str(exc), node.start_mark) from None
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if not isinstance(node, yaml.MappingNode):
+                raise ConstructorError(None, None, f"expected a mapping, found {node.id}")
+            self.flatten_mapping(node)
+            mapping: dict[Any, Any] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    raise ConstructorError(
+                        None, None, "a key must be a name, not a list or mapping", key.start_mark
+                    )
+                mapping[key.value] = self.construct_object(value, deep=deep)
+            return mapping
+
+    return Loader
 
 
 # -- checking it ----------------------------------------------------------------------------------
 
 
-def parse_fleet(path: Path, document: Any, lines: _Lines) -> Fleet:
+def parse_fleet(path: Path, document: Any, marks: _Marks) -> Fleet:
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -162,22 +335,29 @@ def parse_fleet(path: Path, document: Any, lines: _Lines) -> Fleet:
         )
     extra = [key for key in document if key != client_key]
     if client_key == "servers" and extra and path.suffix != ".json":
-        line = lines.get((extra[0],))
-        where = f"{path} line {line}" if line else str(path)
-        raise ConfigurationError(f"{where}: unknown key {extra[0]!r}", hint="only `servers:`")
+        raise ConfigurationError(
+            f"{_where(path, marks, (extra[0],))}: unknown key {extra[0]!r}", hint="only `servers:`"
+        )
     declared = document[client_key] or {}
     if not isinstance(declared, dict):
-        raise ConfigurationError(f"{path}: `{client_key}` must map names to servers")
+        raise ConfigurationError(
+            f"{_where(path, marks, (client_key,))}: `{client_key}` must map names to servers"
+        )
     client = path.suffix == ".json" or client_key == "mcpServers"
     base = path.resolve().parent
     servers: dict[str, ServerEntry] = {}
     for name, body in declared.items():
-        place = _Place(path, str(name), lines, (client_key, str(name)))
+        place = _Place(path, str(name), marks, (client_key, str(name)))
         entry = _entry(place, body, base, client)
         if entry is not None:
             servers[entry.name] = entry
     _refuse_shared_ports(path, servers)
     return Fleet(path, servers)
+
+
+def _where(path: Path, marks: _Marks, key: _Path) -> str:
+    line = marks.line(key)
+    return f"{path} line {line}" if line else str(path)
 
 
 @dataclass(frozen=True)
@@ -186,12 +366,12 @@ class _Place:
 
     path: Path
     name: str
-    lines: _Lines
-    prefix: tuple[str, ...]
+    marks: _Marks
+    prefix: _Path
 
     def line(self, key: str | None = None) -> int:
-        found = self.lines.get((*self.prefix, key)) if key else None
-        return found or self.lines.get(self.prefix, 0)
+        found = self.marks.line((*self.prefix, key)) if key else None
+        return found or self.marks.line(self.prefix) or 0
 
     def error(self, problem: str, key: str | None = None, hint: str | None = None) -> Exception:
         line = self.line(key)
@@ -208,7 +388,7 @@ def _entry(place: _Place, body: Any, base: Path, client: bool) -> ServerEntry | 
     if client:
         if body.get("disabled") is True:
             return None
-        body = _from_client(place, body)
+        body = _expanded(place, _from_client(place, body), _workspace(place.path))
     known = {"command", "env", "cwd", "url", "transport", "port", "restart"}
     for key in body:
         if key not in known:
@@ -229,6 +409,15 @@ def _entry(place: _Place, body: Any, base: Path, client: bool) -> ServerEntry | 
     if restart not in RESTART_POLICIES:
         raise place.error(f"restart must be one of {', '.join(RESTART_POLICIES)}", "restart")
     kind = _kind(place, command, url, transport, port)
+    if kind == "http" and url is not None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.query or parts.fragment:
+            raise place.error(
+                f"url {url!r}: a server we run is reached at http://HOST:PORT/PATH "
+                "(no https, query or fragment)",
+                "url",
+                hint="a server that runs elsewhere (https) is declared with its url alone",
+            )
     return ServerEntry(
         name=place.name,
         kind=kind,
@@ -271,6 +460,53 @@ def _from_client(place: _Place, body: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+# How clients write their variables: Claude Code `${VAR}` and `${VAR:-default}`, VS Code
+# `${env:VAR}` and `${workspaceFolder}` (its `${input:...}` prompts the user: no one to ask here).
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _workspace(path: Path) -> Path:
+    folder = path.resolve().parent
+    return folder.parent if folder.name == ".vscode" else folder
+
+
+def _expanded(place: _Place, body: dict[str, Any], workspace: Path) -> dict[str, Any]:
+    """The entry as the client would run it, its variables replaced from our environment."""
+
+    def expand(value: Any, key: str) -> Any:
+        if isinstance(value, str):
+            return _VARIABLE.sub(lambda match: _variable(place, key, match[1], workspace), value)
+        if isinstance(value, list):
+            return [expand(item, key) for item in value]
+        if isinstance(value, dict):
+            return {name: expand(item, key) for name, item in value.items()}
+        return value
+
+    return {key: expand(value, key) for key, value in body.items()}
+
+
+def _variable(place: _Place, key: str, inner: str, workspace: Path) -> str:
+    if inner == "workspaceFolder":
+        return str(workspace)
+    if inner.startswith("input:"):
+        raise place.error(
+            f"${{{inner}}} asks the user for a value when VS Code starts the server",
+            key,
+            hint="put the value in the server's env, or in a variable: ${env:NAME}",
+        )
+    name, has_default, default = inner.removeprefix("env:").partition(":-")
+    if not name.isidentifier():
+        raise place.error(f"cannot expand ${{{inner}}}", key)
+    value = os.environ.get(name)
+    if value is None and not has_default:
+        raise place.error(
+            f"${{{inner}}} is not set in the environment",
+            key,
+            hint=f"export {name}=... (or write ${{{name}:-default}})",
+        )
+    return value if value is not None else default
+
+
 def _command(place: _Place, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -285,6 +521,8 @@ def _command(place: _Place, value: Any) -> tuple[str, ...]:
         raise place.error("command must be a list of strings, or a string", "command")
     if not parts or not parts[0]:
         raise place.error("command is empty", "command")
+    if any("\0" in part for part in parts):  # no program can be given one
+        raise place.error("command holds a NUL character", "command")
     return tuple(parts)
 
 
@@ -315,25 +553,42 @@ def _url_port(url: str | None) -> int | None:
 
 
 def _env(place: _Place, value: Any) -> dict[str, str]:
+    """A number, a boolean or a date is the text written there (`1.10`, not 1.1; `0755`, not
+    493), as YAML does not keep it; a string as it is."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise place.error("env must map names to values", "env")
     env: dict[str, str] = {}
     for key, item in value.items():
-        if isinstance(item, dict | list) or item is None:
-            raise place.error(f"env {key}: the value must be a string or a number", "env")
-        env[str(key)] = str(item).lower() if isinstance(item, bool) else str(item)
+        name = str(key)
+        at = (*place.prefix, "env", name)
+        if not name or "=" in name or "\0" in name:
+            raise place.error(f"env {name!r} is not a variable name", "env")
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, bool | int | float | datetime.date):
+            written = str(item).lower() if isinstance(item, bool) else str(item)
+            text = place.marks.text(at) or written
+        else:
+            raise place.error(f"env {name}: the value must be a string or a number", "env")
+        if "\0" in text:
+            raise place.error(f"env {name}: the value holds a NUL character", "env")
+        env[name] = text
     return env
 
 
 def _cwd(place: _Place, value: Any, base: Path) -> Path:
     if value is None:
         return base
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\0" in value:
         raise place.error("cwd must be a path", "cwd")
     folder = (base / value).resolve()
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as exc:  # a name too long, a folder we may not enter: is_dir raises those
+        raise place.error(f"cwd {folder} cannot be used: {exc.strerror}", "cwd") from None
+    if not found:
         raise place.error(f"cwd {folder} is not a folder", "cwd")
     return folder
 
