@@ -149,9 +149,9 @@ class FleetBench:
         if leftovers:
             listed = ", ".join(f"{p.pid} {' '.join(p.cmdline()[-2:])}" for p in leftovers)
             self.problem(f"processes left after `down`: {listed} (killed now)")
-            for proc in leftovers:
+            for leftover in leftovers:
                 with contextlib.suppress(psutil.Error):
-                    proc.kill()
+                    leftover.kill()
             psutil.wait_procs(leftovers, timeout=5)
         self.check("every process stopped by `down`", not leftovers, f"{len(leftovers)} left")
 
@@ -491,7 +491,7 @@ async def session_latency(target: Any, token: str | None) -> tuple[float, list[f
             began = time.perf_counter()
             result = await client.call_tool("echo", {"text": text})
             elapsed = time.perf_counter() - began
-            if result.is_error or result.content[0].text != text:
+            if result.is_error or getattr(result.content[0], "text", None) != text:
                 raise RuntimeError(f"echo answered {result!r}")
             if index >= WARM_CALLS:
                 samples.append(elapsed)

@@ -223,6 +223,17 @@ def test_a_claude_code_mcp_json_is_run_as_it_is_on_a_port_kept_for_its_name(
         assert _call(again["mcpServers"]["echo"], "echo", {"text": "still here"})[1] == (
             "still here"
         )
+        # `> .mcp.json` would empty the file the servers come from: --output refuses it...
+        before = (fleet.folder / ".mcp.json").read_text()
+        refused = fleet.run("--file", ".mcp.json", "client-config", "--output", ".mcp.json")
+        assert refused.code == 5, refused
+        assert (fleet.folder / ".mcp.json").read_text() == before
+        # ...and writes any other file whole, for its owner only (it holds the token).
+        wrote = fleet.run("--file", ".mcp.json", "client-config", "-o", "shared.json")
+        assert wrote.code == 0, wrote
+        shared = fleet.folder / "shared.json"
+        assert json.loads(shared.read_text()) == again
+        assert shared.stat().st_mode & 0o777 == 0o600
     finally:
         assert fleet.run("--file", ".mcp.json", "down").code == 0
     assert wait_for(lambda: not fleet.processes(), 10)

@@ -3,7 +3,7 @@
 import typer
 
 from mcp_lifecycle.cli import render
-from mcp_lifecycle.cli.errors import JsonOption, edge
+from mcp_lifecycle.cli.errors import JsonOption, OutputOption, edge
 from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
 
@@ -21,7 +21,7 @@ class AccessCommands(Commands):
             "client-config",
             help="Print what an MCP client needs to use this server: its URL and bearer "
             "token, as the mcpServers block of .mcp.json. Only you can read the token.\n\n"
-            f"Example: {name} client-config --json > .mcp.json",
+            f"Example: {name} client-config --output .mcp.json",
         )(edge(self.client_config))
         app.command(
             "rotate-token",
@@ -30,10 +30,16 @@ class AccessCommands(Commands):
             f"rotate-token && {name} reload",
         )(edge(self.rotate_token))
 
-    def client_config(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
+    def client_config(
+        self, ctx: typer.Context, as_json: JsonOption = False, output: OutputOption = None
+    ) -> None:
         from mcp_lifecycle.files.paths import ServerPaths
         from mcp_lifecycle.files.private import ensure_cache_root
-        from mcp_lifecycle.transports.access import client_entry, ensure_token
+        from mcp_lifecycle.transports.access import (
+            client_entry,
+            ensure_token,
+            save_client_config,
+        )
 
         settings = self.running(ctx)
         if settings.url is None:
@@ -48,6 +54,10 @@ class AccessCommands(Commands):
             ensure_cache_root(paths.cache_root)
             token = ensure_token(paths.token)  # the server takes this one when it starts
         config = {"mcpServers": {settings.server_name: client_entry(settings.url, token)}}
+        if output is not None:
+            save_client_config(config, output)
+            typer.echo(f"Wrote {output} (mode 600: it holds the token).")
+            return
         if as_json:
             render.echo_json(config)
             return

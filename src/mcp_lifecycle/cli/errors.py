@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -26,6 +27,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 TimeoutOption = Annotated[
     float | None,
     typer.Option("--timeout", min=0.1, help="Seconds to wait (default: from settings)."),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Write it to PATH (whole, mode 600) instead of printing it.",
+    ),
 ]
 NoKillOption = Annotated[
     bool, typer.Option("--no-kill", help="Never SIGKILL; exit 7 if it does not stop.")

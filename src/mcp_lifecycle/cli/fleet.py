@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mcp_lifecycle.cli import fleet_render
-from mcp_lifecycle.cli.errors import JsonOption, TimeoutOption, edge
+from mcp_lifecycle.cli.errors import JsonOption, OutputOption, TimeoutOption, edge
 from mcp_lifecycle.cli.render import echo_json
 from mcp_lifecycle.errors import ConfigurationError, NotRunning
 
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         "client-config",
         help="What MCP clients should use instead of starting the servers themselves: the "
         "mcpServers block with each running server's URL (and bearer token).\n\n"
-        "Example: mcp-lifecycle client-config --json > .mcp.json",
+        "Example: mcp-lifecycle client-config --output .mcp.shared.json",
     )(edge(client_config))
 
 
@@ -209,13 +209,21 @@ def _follow_all(paths: dict[str, Path], width: int | None) -> None:
         stop.set()
 
 
-def client_config(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def client_config(
+    ctx: typer.Context, as_json: JsonOption = False, output: OutputOption = None
+) -> None:
     from mcp_lifecycle.cli.access import PASTE_WHERE
     from mcp_lifecycle.fleet.report import client_config as config_of
+    from mcp_lifecycle.fleet.spec import find_fleet_file
+    from mcp_lifecycle.transports.access import save_client_config
 
     config = config_of(_members(ctx, None))
     if not config["mcpServers"]:
         raise NotRunning("none of the fleet's servers runs", hint="run `mcp-lifecycle up` first")
+    if output is not None:
+        save_client_config(config, output, keep=find_fleet_file(fleet_file(ctx)))
+        typer.echo(f"Wrote {output} (mode 600: it holds the bridged servers' tokens).")
+        return
     if not as_json:
         typer.echo(PASTE_WHERE, err=True)
     echo_json(config)

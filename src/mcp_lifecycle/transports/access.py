@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mcp_lifecycle.errors import ConfigurationError, os_error
 from mcp_lifecycle.files.private import atomic_write, read_no_follow
@@ -104,3 +105,19 @@ def client_entry(url: str, token: str | None) -> dict[str, object]:
     if token is not None:
         entry["headers"] = {"Authorization": f"Bearer {token}"}
     return entry
+
+
+def save_client_config(config: Mapping[str, Any], path: Path, keep: Path | None = None) -> None:
+    """Write `config` to `path` whole or not at all, readable by the owner only (it holds the
+    token). `keep` (the fleet file the servers come from) is never overwritten: a shell's
+    `> .mcp.json` empties that file before the command even reads it."""
+    import json
+    import os
+
+    if keep is not None and os.path.exists(path) and os.path.samefile(path, keep):
+        raise ConfigurationError(
+            f"{path} is the file the servers are declared in; writing it would lose them",
+            hint="write the client's config elsewhere (e.g. --output .mcp.shared.json), or "
+            "move the servers into mcp-lifecycle.yaml first",
+        )
+    atomic_write(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
