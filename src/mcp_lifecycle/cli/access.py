@@ -3,8 +3,8 @@
 import typer
 
 from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.commands import Commands
 from mcp_lifecycle.cli.errors import JsonOption, OutputOption, edge
-from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
 
 PASTE_WHERE = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from mcp_lifecycle.cli import render
-from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
+from mcp_lifecycle.cli.outcome import report_failure
 from mcp_lifecycle.exit_codes import ExitCode
 from mcp_lifecycle.settings.flags import Flags
 
@@ -151,25 +150,10 @@ def edge(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, TyperException):
             raise
-        except LifecycleError as exc:
-            tail = exc.log_tail if isinstance(exc, ServerFailed) else ""
-            fail(exc.message, exc.hint, int(exc.exit_code), as_json, tail)
-        except BrokenPipeError:
-            # Whoever read our output went away (`| head`): what the command did stands.
-            _silence_output()
-        except OSError as exc:
-            error = os_error(exc)
-            fail(error.message, error.hint, int(error.exit_code), as_json)
-        except KeyboardInterrupt:
-            fail("interrupted", None, int(ExitCode.GENERAL_ERROR), as_json)
-        except Exception as exc:
-            logger.debug("unexpected error", exc_info=True)
-            fail(
-                f"{type(exc).__name__}: {exc}",
-                "this is a bug: run again with -v for the traceback, and report it",
-                int(ExitCode.GENERAL_ERROR),
-                as_json,
-            )
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - each gets its one line
+            code = report_failure(exc, as_json)
+            if code is not None:
+                raise typer.Exit(code) from None
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -178,11 +162,3 @@ def edge(fn: F) -> F:
 def fail(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
     render.error(message, hint, code, as_json, tail)
     raise typer.Exit(code)
-
-
-def _silence_output() -> None:
-    """Point stdout and stderr at /dev/null, so the final flush at exit cannot fail too."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)

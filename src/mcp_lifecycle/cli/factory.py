@@ -6,17 +6,16 @@ import functools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import typer
-
-from mcp_lifecycle.cli.errors import LifecycleGroup, edge
 from mcp_lifecycle.cli.hooks import Probe, ServerHooks
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.settings.flags import Flags
 from mcp_lifecycle.settings.loader import SettingsLoader
 
 if TYPE_CHECKING:
+    import typer
+
     from mcp_lifecycle.settings.model import MCPServerSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -55,6 +54,7 @@ class MCPServerCLIFactory:
             server_name, settings, env_prefix=env_prefix, config_file=config_file
         )
         self.hooks = ServerHooks(start_handler, stop_handler, reload_handler, server_version)
+        self._lazy_commands: list[tuple[str, str | None, dict[str, Any]]] = []
 
     @property
     def settings_cls(self) -> type[MCPServerSettings]:
@@ -75,6 +75,16 @@ class MCPServerCLIFactory:
             return fn
 
         return register
+
+    def add_command(self, target: str, name: str | None = None, **kwargs: Any) -> None:
+        """Add a command of your own by import string, "package.module:function": the module
+        is imported only when the Typer app is built (for that command, help, ...), so a
+        module that imports Typer itself (for `typer.Argument`) or heavy code costs `status`,
+        `health` and `stop` nothing. `kwargs` are `app.command()`'s."""
+        module, sep, attribute = target.partition(":")
+        if not sep or not module or not attribute:
+            raise ConfigurationError(f"add_command needs 'package.module:function', got {target!r}")
+        self._lazy_commands.append((target, name, kwargs))
 
     def load_settings(self, flags: Flags | dict[str, Any] | None = None) -> MCPServerSettings:
         """The effective settings: flags > the server's own variables (`env_prefix`) >
@@ -115,7 +125,23 @@ class MCPServerCLIFactory:
         return checked  # type: ignore[return-value]
 
     def create_app(self) -> typer.Typer:
+        """The lifecycle CLI. It is a Typer app to you (add commands, test it with Typer's
+        CliRunner), built when first needed: `status`, `health` and `stop` answer without
+        loading Typer at all when their command line is plain (`cli.fast`)."""
+        from mcp_lifecycle.cli.app import LifecycleApp
+
+        return cast("typer.Typer", LifecycleApp(self._build_typer, self._run_fast))
+
+    def _run_fast(self, argv: list[str]) -> int | None:
+        from mcp_lifecycle.cli import fast
+
+        return fast.run(argv, self.loader, self.hooks.stop_handler)
+
+    def _build_typer(self) -> typer.Typer:
+        import typer
+
         from mcp_lifecycle.cli.access import AccessCommands
+        from mcp_lifecycle.cli.errors import LifecycleGroup, edge
         from mcp_lifecycle.cli.lifecycle import LifecycleCommands
         from mcp_lifecycle.cli.operations import OperatorCommands
         from mcp_lifecycle.cli.reports import ReportCommands
@@ -139,4 +165,9 @@ class MCPServerCLIFactory:
             ServiceCommands,
         ):
             commands(self.loader, self.hooks).register(app)
+        for target, name, kwargs in self._lazy_commands:
+            import importlib
+
+            module, _, attribute = target.partition(":")
+            app.command(name, **kwargs)(getattr(importlib.import_module(module), attribute))
         return app

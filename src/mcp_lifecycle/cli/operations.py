@@ -5,8 +5,8 @@ from typing import Annotated
 import typer
 
 from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.commands import Commands
 from mcp_lifecycle.cli.errors import JsonOption, command_flags, edge
-from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import NotRunning
 
 
@@ -54,7 +54,7 @@ class OperatorCommands(Commands):
         for name, row in rows.items():
             value = row.get("effective", row["value"])
             shown = "(none)" if value is None else value
-            typer.echo(f"{name:<{width}}  {shown}  {render.style('# ' + row['from'], dim=True)}")
+            typer.echo(f"{name:<{width}}  {shown}  {render.faint('# ' + row['from'])}")
 
     def doctor(self, ctx: typer.Context, as_json: JsonOption = False) -> None:
         from mcp_lifecycle.control.doctor import Diagnosis, diagnose

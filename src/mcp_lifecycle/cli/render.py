@@ -7,10 +7,9 @@ Errors and hints go to stderr, except with --json, where they are the JSON on st
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
-import typer
+from mcp_lifecycle.cli.output import echo, style
 
 if TYPE_CHECKING:
     from mcp_lifecycle.control.doctor import Finding
@@ -21,13 +20,6 @@ if TYPE_CHECKING:
     from mcp_lifecycle.control.stop import StopResult
 
 
-def style(text: str, **how: Any) -> str:
-    """Colour for people; none when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return text
-    return typer.style(text, **how)
-
-
 def good(text: str) -> str:
     return style(text, fg="green")
 
@@ -36,12 +28,16 @@ def bad(text: str) -> str:
     return style(text, fg="red", bold=True)
 
 
+def faint(text: str) -> str:
+    return style(text, dim=True)
+
+
 def warn(text: str) -> str:
     return style(text, fg="yellow")
 
 
 def echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def error(message: str, hint: str | None, code: int, as_json: bool, tail: str = "") -> None:
@@ -52,15 +48,15 @@ def error(message: str, hint: str | None, code: int, as_json: bool, tail: str = 
             payload["hint"] = hint
         if tail:
             payload["log_tail"] = tail
-        typer.echo(json.dumps(payload, indent=2))
+        echo(json.dumps(payload, indent=2))
         return
-    typer.echo(f"{bad('Error:')} {message}", err=True)
+    echo(f"{bad('Error:')} {message}", err=True)
     if tail:
-        typer.echo("Last lines of the server log:", err=True)
+        echo("Last lines of the server log:", err=True)
         for line in tail.splitlines():
-            typer.echo(f"  | {line}", err=True)
+            echo(f"  | {line}", err=True)
     if hint:
-        typer.echo(f"{warn('Hint:')} {hint}", err=True)
+        echo(f"{warn('Hint:')} {hint}", err=True)
 
 
 def started(name: str, result: StartResult, as_json: bool, cli: str | None = None) -> None:
@@ -75,13 +71,13 @@ def started(name: str, result: StartResult, as_json: bool, cli: str | None = Non
         )
         return
     if result.stale_note:
-        typer.echo(f"{warn('Note:')} {result.stale_note}")
-    typer.echo(f"Started {name} (PID {result.pid}); it is {good('ready')}.")
+        echo(f"{warn('Note:')} {result.stale_note}")
+    echo(f"Started {name} (PID {result.pid}); it is {good('ready')}.")
     if result.url:
-        typer.echo(f"  URL: {result.url}")
-    typer.echo(f"  Log: {result.log_path}")
+        echo(f"  URL: {result.url}")
+    echo(f"  Log: {result.log_path}")
     if cli:
-        typer.echo(f"Next: `{cli} status`, or `stop` to end it.")
+        echo(f"Next: `{cli} status`, or `stop` to end it.")
 
 
 def stopped(name: str, result: StopResult, as_json: bool) -> None:
@@ -89,7 +85,7 @@ def stopped(name: str, result: StopResult, as_json: bool) -> None:
         echo_json({"pid": result.pid, "forced": result.forced, "seconds": round(result.seconds, 3)})
         return
     how = warn(" (killed: it did not stop in time)") if result.forced else ""
-    typer.echo(f"Stopped {name} (PID {result.pid}) in {result.seconds:.2f}s{how}.")
+    echo(f"Stopped {name} (PID {result.pid}) in {result.seconds:.2f}s{how}.")
 
 
 def restarted(name: str, stopped: StopResult | str, started: StartResult, as_json: bool) -> None:
@@ -105,26 +101,26 @@ def restarted(name: str, stopped: StopResult | str, started: StartResult, as_jso
         )
         return
     if isinstance(stopped, str):
-        typer.echo(f"{warn('Note:')} {stopped}")
+        echo(f"{warn('Note:')} {stopped}")
     else:
-        typer.echo(f"Stopped {name} (PID {stopped.pid}).")
-    typer.echo(f"Started {name} (PID {started.pid}); it is {good('ready')}.")
+        echo(f"Stopped {name} (PID {stopped.pid}).")
+    echo(f"Started {name} (PID {started.pid}); it is {good('ready')}.")
     if started.url:
-        typer.echo(f"  URL: {started.url}")
+        echo(f"  URL: {started.url}")
 
 
 def reloaded(name: str, result: ReloadResult, as_json: bool) -> None:
     if as_json:
         echo_json({"pid": result.pid, "reloaded_at": result.reloaded_at})
         return
-    typer.echo(f"Reloaded {name} (PID {result.pid}) in {result.seconds:.2f}s.")
+    echo(f"Reloaded {name} (PID {result.pid}) in {result.seconds:.2f}s.")
 
 
 def status(report: Status, as_json: bool) -> None:
     if as_json:
         echo_json({**report.as_dict(), "exit_code": int(report.exit_code)})
     else:
-        typer.echo(status_text(report))
+        echo(status_text(report))
 
 
 def status_text(report: Status) -> str:
@@ -185,19 +181,19 @@ def health(report: HealthReport, as_json: bool) -> None:
         echo_json({**report.as_dict(), "exit_code": int(report.exit_code)})
         return
     name = report.status.server
-    typer.echo(
+    echo(
         f"{name} speaks MCP over stdio; probed a private instance."
         if report.stdio
         else status_text(report.status)
     )
     for check in report.checks:
         mark = good("ok  ") if check.ok else bad("FAIL")
-        typer.echo(f"  [{mark}] {check.name}: {check.detail}")
+        echo(f"  [{mark}] {check.name}: {check.detail}")
     if report.status.running or report.stdio:
         verdict = good("healthy") if report.healthy else bad("UNHEALTHY")
-        typer.echo(f"{name} is {verdict}.")
+        echo(f"{name} is {verdict}.")
         if not report.probed and not report.checks:
-            typer.echo("Run `health --probe` for live checks.")
+            echo("Run `health --probe` for live checks.")
 
 
 def servers(entries: list[Status], as_json: bool, where: str) -> None:
@@ -205,18 +201,16 @@ def servers(entries: list[Status], as_json: bool, where: str) -> None:
         echo_json([entry.as_dict() for entry in entries])
         return
     if not entries:
-        typer.echo(f"No servers found (none running, none under {where}).")
+        echo(f"No servers found (none running, none under {where}).")
         return
-    typer.echo(f"{'SERVER':24} {'STATE':12} {'PID':>8} {'UPTIME':>9} {'AGE':>7}  URL")
+    echo(f"{'SERVER':24} {'STATE':12} {'PID':>8} {'UPTIME':>9} {'AGE':>7}  URL")
     for entry in entries:
         state = entry.state or entry.condition
         pid = str(entry.pid) if entry.pid and entry.running else "-"
         uptime = f"{entry.uptime_seconds:.0f}s" if entry.uptime_seconds is not None else "-"
         age = entry.snapshot_age_seconds
         age_text = f"{age:.1f}s" if age is not None else "-"
-        typer.echo(
-            f"{entry.server:24} {state:12} {pid:>8} {uptime:>9} {age_text:>7}  {entry.url or '-'}"
-        )
+        echo(f"{entry.server:24} {state:12} {pid:>8} {uptime:>9} {age_text:>7}  {entry.url or '-'}")
 
 
 def findings(found: list[Finding], ok: bool, code: int, as_json: bool) -> None:
@@ -227,7 +221,7 @@ def findings(found: list[Finding], ok: bool, code: int, as_json: bool) -> None:
         return
     for finding in found:
         mark = {OK: good("ok   "), ERROR: bad("error")}.get(finding.level, warn("warn "))
-        typer.echo(f"[{mark}] {finding.check}: {finding.detail}")
+        echo(f"[{mark}] {finding.check}: {finding.detail}")
         if finding.fix and finding.level != OK:
-            typer.echo(f"        fix: {finding.fix}")
-    typer.echo(good("No problems found.") if ok else bad("Some checks failed."))
+            echo(f"        fix: {finding.fix}")
+    echo(good("No problems found.") if ok else bad("Some checks failed."))

@@ -6,8 +6,9 @@ import typer
 
 from mcp_lifecycle import handoff
 from mcp_lifecycle.cli import render
+from mcp_lifecycle.cli.commands import Commands
 from mcp_lifecycle.cli.errors import JsonOption, command_flags, edge
-from mcp_lifecycle.cli.hooks import Commands, start_command
+from mcp_lifecycle.cli.hooks import start_command
 from mcp_lifecycle.settings.flags import Flags
 
 

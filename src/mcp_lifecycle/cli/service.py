@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mcp_lifecycle.cli.commands import Commands
 from mcp_lifecycle.cli.errors import LifecycleGroup, command_flags, edge
-from mcp_lifecycle.cli.hooks import Commands
 from mcp_lifecycle.errors import ConfigurationError
 
 if TYPE_CHECKING:

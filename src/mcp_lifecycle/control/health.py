@@ -22,7 +22,6 @@ from mcp_lifecycle.files.snapshot import (
     utc_now_iso,
 )
 from mcp_lifecycle.settings.fields import LifecycleFields
-from mcp_lifecycle.transports import ports
 
 # A probe returns True/None for healthy, False or a string (the problem) for unhealthy, or raises.
 Probe = Callable[[], bool | str | None]
@@ -166,6 +165,8 @@ def probe_stdio_health(
 
 def _responder_check(url: str, server_pid: int) -> Check | None:
     """Is whoever listens on the URL's port our server (or one of its processes)?"""
+    from mcp_lifecycle.transports import ports  # psutil: only for a probe
+
     port = urlsplit(url).port
     holder = ports.listener(port) if port else None
     if holder is None:

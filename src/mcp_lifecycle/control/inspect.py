@@ -15,7 +15,6 @@ from pathlib import Path
 
 from mcp_lifecycle.errors import CorruptFile, LifecycleError
 from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mismatch_reason
-from mcp_lifecycle.files.name_socket import name_claim
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import lock_is_held, read_lock_record, read_pid_file
 from mcp_lifecycle.files.private import read_no_follow, validate_cache_ownership
@@ -92,6 +91,8 @@ def inspect_server(paths: ServerPaths) -> ServerState:
 
 def _named_holder(paths: ServerPaths, file_pid: int | None) -> ServerState | None:
     """A server whose lock file (or whole cache root) was deleted still holds its name."""
+    from mcp_lifecycle.files.name_socket import name_claim
+
     claim = name_claim(paths)
     if claim is None or claim.identity is None:
         return None

@@ -12,8 +12,7 @@ import os
 import select
 import signal
 import time
-
-import psutil
+from typing import TYPE_CHECKING
 
 from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
 from mcp_lifecycle.errors import LifecycleError, NotRunning, StalePid
@@ -21,6 +20,9 @@ from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mism
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import remove_pid_file
 from mcp_lifecycle.files.private import read_no_follow
+
+if TYPE_CHECKING:
+    import psutil
 
 # How long a signalled process group gets before the next step.
 KILL_GRACE_SECONDS = 2.0
@@ -83,6 +85,8 @@ def leads_session(pid: int) -> bool:
 
 
 def _group_members(pgid: int, session: int | None = None) -> list[psutil.Process]:
+    import psutil  # not for `stop`'s decision: only once there is a group to wait for
+
     members = []
     for proc in psutil.process_iter():
         try:
@@ -122,6 +126,8 @@ def kill_descendants(pid: int) -> None:
     """SIGKILL every process under `pid`, a process of ours that still lives (so what is under
     it is ours too): what a server started in a session of its own (as the MCP SDK starts a
     stdio server) is not in its group, and would outlive a SIGKILL of the group."""
+    import psutil
+
     try:
         found = psutil.Process(pid).children(recursive=True)
     except psutil.Error:

@@ -7,7 +7,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -187,6 +186,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     A unique temp file in the same folder, fsync, then `os.replace`. On any failure the temp
     file is removed and the old file is left whole.
     """
+    import tempfile  # only writers need it: not `status`
+
     refuse_symlink(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

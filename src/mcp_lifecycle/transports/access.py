@@ -9,8 +9,6 @@ so only the owner's clients (and `client-config`) can use the server.
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +65,8 @@ def server_token(settings: _TokenSettings, path: Path, shown: Path | None = None
 
 def rotate_token(path: Path) -> str:
     """A new token in place of the old one; clients need the new one from then on."""
+    import secrets
+
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     atomic_write(path, f"{token}\n".encode())
     return token
@@ -76,6 +76,8 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
+        import ipaddress
+
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False

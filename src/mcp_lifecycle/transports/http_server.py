@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
-from mcp_lifecycle.transports.access import allowed_hosts, allowed_origins
 from mcp_lifecycle.transports.endpoints import HEALTHZ, READYZ
 
 if TYPE_CHECKING:
@@ -110,6 +109,8 @@ def serve_asgi(app: Any) -> None:
 
     # Bind first, ourselves: a port that is taken is then reported as exactly that, and an
     # application that fails its start-up as that.
+    from mcp_lifecycle.transports.access import allowed_hosts, allowed_origins
+
     sock = _bind(settings.host, settings.port)
     _add_probe_routes(app, runtime)
     hosts = allowed_hosts(settings.host, settings.port, settings.allowed_hosts)
