@@ -377,3 +377,43 @@ def test_the_manifest_takes_the_token_from_a_secret_or_fences_the_pod(
             [VALIDATE, "--strict", str(manifest)], capture_output=True, text=True, check=False
         )
         assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+def test_a_user_unit_runs_under_the_users_own_manager(lifecycle: Lifecycle, tmp_path: Path) -> None:
+    """`service systemd --user`: no User=, started with the user's session, only the sandbox an
+    unprivileged manager can apply, and secrets in a 0600 file of the user's own."""
+    lifecycle.script = SECRET_SERVER
+    lifecycle.name = "secretive"
+    lifecycle.set_env(MCP_SERVER_API_TOKEN="hunter2", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = lifecycle.run("service", "systemd", "--user")
+    assert result.code == 0, result
+    unit = result.out
+    assert "hunter2" not in unit
+    assert "hunter2" not in result.err
+    assert _directives(unit, "User") == []
+    assert _directives(unit, "WantedBy") == ["default.target"]
+    assert _directives(unit, "ProtectSystem") == []  # needs a privileged manager
+    assert _directives(unit, "NoNewPrivileges") == ["yes"]
+    assert _directives(unit, "SystemCallFilter") == ["@system-service", "~@privileged"]
+    env_file = tmp_path / "config" / "mcp-lifecycle" / "secretive.env"
+    assert _directives(unit, "EnvironmentFile") == [str(env_file)]
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert env_file.stat().st_uid == os.getuid()
+    assert env_file.read_text() == 'MCP_SERVER_API_TOKEN="hunter2"\n'
+    if ANALYZE:
+        path = tmp_path / "secretive.service"
+        path.write_text(unit)
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        verify = subprocess.run(
+            [ANALYZE, "--user", "verify", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+        )
+        assert verify.returncode == 0, verify.stderr
+    system = lifecycle.run("service", "systemd", "--env-file", str(tmp_path / "root.env"))
+    assert system.code == 0, system
+    assert _directives(system.out, "WantedBy") == ["multi-user.target"]
+    assert _directives(system.out, "ProtectSystem") == ["strict"]

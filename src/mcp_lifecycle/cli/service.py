@@ -33,8 +33,10 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         help="Print a sandboxed systemd unit (Type=notify, reload by SIGHUP, KillMode=mixed) "
         "with the flags and declared MCP_SERVER_* variables in force now. Secret settings go "
         "to a 0600 EnvironmentFile only root may change (default "
-        f"/etc/mcp-lifecycle/{name}.env), never into the unit.\n\n"
-        f"Example: {name} service systemd > /etc/systemd/system/{name}.service",
+        f"/etc/mcp-lifecycle/{name}.env), never into the unit. With --user, a unit for your "
+        "own service manager (systemctl --user), its secrets in a 0600 file of yours.\n\n"
+        f"Example: {name} service systemd > /etc/systemd/system/{name}.service\n\n"
+        f"Example: {name} service systemd --user > ~/.config/systemd/user/{name}.service",
     )
     @edge
     def systemd(
@@ -44,40 +46,30 @@ def _register(app: typer.Typer, commands: Commands) -> None:
             typer.Option(
                 "--env-file",
                 help="Where the unit reads secret settings (default "
-                f"/etc/mcp-lifecycle/{name}.env).",
+                f"/etc/mcp-lifecycle/{name}.env; with --user, your config folder's).",
             ),
         ] = None,
+        per_user: Annotated[
+            bool,
+            typer.Option(
+                "--user",
+                help="A unit for your own service manager (systemctl --user): no root needed; "
+                "it runs while you are logged in, or always with `loginctl enable-linger`.",
+            ),
+        ] = False,
     ) -> None:
         import os
         import pwd
 
         from mcp_lifecycle.files.private import ensure_cache_root
-        from mcp_lifecycle.service.definitions import systemd_unit, write_secrets
+        from mcp_lifecycle.service.definitions import systemd_unit
 
         settings, inputs = _inputs(commands, ctx)
         _one_supervisor(settings, "systemd")
         # ProtectSystem=strict mounts everything read-only but ReadWritePaths=, which must exist.
         cache_root = ensure_cache_root(settings.resolved_cache_root)
         uid = os.getuid()
-        secrets_path = None
-        if inputs.secrets:
-            writable = [cache_root]
-            if settings.log_file is not None:
-                writable.append(settings.log_file.parent)
-            placed = write_secrets(
-                settings.server_name, inputs.secrets, env_file, writable, as_root=uid == 0
-            )
-            secrets_path = placed.unit_path
-            names = ", ".join(sorted(inputs.secrets))
-            if placed.install is None:
-                typer.echo(f"Wrote {names} to {placed.written} (mode 600, root's).", err=True)
-            else:
-                typer.echo(
-                    f"Wrote {names} to {placed.written} (mode 600). systemd reads them as "
-                    f"root from {placed.unit_path}, which only root may change; put them "
-                    f"there:\n  {placed.install}",
-                    err=True,
-                )
+        secrets_path = _place_secrets(settings, inputs, cache_root, env_file, per_user)
         try:
             user = None if uid == 0 else pwd.getpwuid(uid).pw_name
         except KeyError:
@@ -85,7 +77,9 @@ def _register(app: typer.Typer, commands: Commands) -> None:
         from mcp_lifecycle.handoff import this_cli
 
         command = this_cli([])
-        unit = systemd_unit(settings, command, os.getcwd(), inputs, user, secrets_path)
+        unit = systemd_unit(
+            settings, command, os.getcwd(), inputs, user, secrets_path, per_user=per_user
+        )
         typer.echo(unit, nl=False)
 
     _add_launchd(service, commands)
@@ -186,6 +180,45 @@ def _add_launchd(service: typer.Typer, commands: Commands) -> None:
         agent = launchd_agent(settings, this_cli([]), os.getcwd(), inputs)
         sys.stdout.buffer.write(agent)
         sys.stdout.flush()
+
+
+def _place_secrets(
+    settings: "MCPServerSettings",
+    inputs: "ServiceInputs",
+    cache_root: Path,
+    env_file: Path | None,
+    per_user: bool,
+) -> Path | None:
+    """Write the secret settings where the unit reads them (EnvironmentFile=); None: none."""
+    import os
+
+    from mcp_lifecycle.service.definitions import write_secrets
+
+    if not inputs.secrets:
+        return None
+    writable = [cache_root]
+    if settings.log_file is not None:
+        writable.append(settings.log_file.parent)
+    if per_user and env_file is None:
+        from platformdirs import user_config_path
+
+        env_file = user_config_path("mcp-lifecycle") / f"{settings.server_name}.env"
+    uid = os.getuid()
+    placed = write_secrets(
+        settings.server_name, inputs.secrets, env_file, writable, as_root=uid == 0, own=per_user
+    )
+    names = ", ".join(sorted(inputs.secrets))
+    if placed.install is None:
+        whose = "yours" if per_user and uid != 0 else "root's"
+        typer.echo(f"Wrote {names} to {placed.written} (mode 600, {whose}).", err=True)
+    else:
+        typer.echo(
+            f"Wrote {names} to {placed.written} (mode 600). systemd reads them as "
+            f"root from {placed.unit_path}, which only root may change; put them "
+            f"there:\n  {placed.install}",
+            err=True,
+        )
+    return placed.unit_path
 
 
 def _one_supervisor(settings: "MCPServerSettings", manager: str) -> None:

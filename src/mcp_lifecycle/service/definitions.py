@@ -196,6 +196,7 @@ def write_secrets(
     target: Path | None,
     writable: list[Path],
     as_root: bool,
+    own: bool = False,
 ) -> SecretsFile:
     """Write the secrets for an EnvironmentFile= that no one but root can replace.
 
@@ -204,6 +205,8 @@ def write_secrets(
     service's environment. So it lives outside the paths the service may write, in a folder
     only root may change: written there directly when we are root; otherwise a private copy
     is written to the first writable path and the command that installs it is returned.
+    `own`: for a user's own service manager, which reads the file as that user: it is written
+    in place, private to them (nothing of root's to reach through it).
     """
     from mcp_lifecycle.files.private import atomic_write, check_log_folder, ensure_private_folder
 
@@ -214,7 +217,7 @@ def write_secrets(
             hint=f"name one outside {', '.join(map(str, writable))} (--env-file)",
         )
     text = environment_file(secrets).encode()
-    if as_root:
+    if as_root or own:
         ensure_private_folder(unit_path.parent)
         check_log_folder(unit_path)  # its folder must be one no one else can change
         atomic_write(unit_path, text)
@@ -225,68 +228,8 @@ def write_secrets(
     return SecretsFile(unit_path, staged, install)
 
 
-def systemd_unit(
-    settings: MCPServerSettings,
-    command: list[str],
-    working_directory: str,
-    inputs: ServiceInputs,
-    user: str | None,
-    secrets_file: Path | None,
-) -> str:
-    """A Type=notify unit: systemd waits for READY=1, reloads with SIGHUP, and stops with
-    SIGTERM to the server and then SIGKILL to what is left (KillMode=mixed). Sandboxed to
-    what a Python MCP server needs: see docs/operations.md for each directive."""
-    cache_root = settings.resolved_cache_root
-    arguments = [*command[1:], *inputs.flags, "start", "--foreground"]
-    start = " ".join(
-        [
-            systemd_word(command[0], "the command"),
-            *(systemd_word(word, "the command", argument=True) for word in arguments),
-        ]
-    )
-    variables = {**inputs.variables, f"{ENV_PREFIX}CACHE_ROOT": str(cache_root)}
-    env_lines = "".join(
-        f"Environment={systemd_word(f'{name}={value}', name)}\n"
-        for name, value in sorted(variables.items())
-    )
-    if secrets_file is not None:
-        env_lines += f"EnvironmentFile={systemd_path(str(secrets_file), 'the secrets file')}\n"
-    writable = [cache_root]
-    if settings.log_file is not None:
-        writable.append(settings.log_file.parent)
-    read_write = " ".join(systemd_word(str(path), "a writable path") for path in writable)
-    # A private /tmp would hide a cache root kept there from `status` run outside the unit.
-    # (the working directory too: the server reads its settings files there).
-    seen = [*writable, Path(working_directory)]
-    shared_tmp = any(_under(path, folder) for path in seen for folder in _TEMP_FOLDERS)
-    private_tmp = "no" if shared_tmp else "yes"
-    user_line = f"User={user}\n" if user else ""
-    stop_seconds = math.ceil(settings.stop_timeout_seconds) + _STOP_MARGIN_SECONDS
-    watchdog = math.ceil(settings.health_ttl_seconds)
-    workdir = systemd_path(working_directory, "the working directory")
-    return f"""\
-[Unit]
-Description=MCP server {settings.server_name} (mcp-lifecycle)
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=notify
-NotifyAccess=main
-ExecStart={start}
-ExecReload=/bin/kill -HUP $MAINPID
-WorkingDirectory={workdir}
-{user_line}{env_lines}
-KillMode=mixed
-KillSignal=SIGTERM
-TimeoutStartSec={math.ceil(settings.startup_timeout_seconds)}
-TimeoutStopSec={stop_seconds}
-WatchdogSec={watchdog}
-# systemd restarts the server: its own restart_policy does not apply under systemd (one
-# supervisor, not two).
-Restart=on-failure
-RestartSec=2
-
+# The sandbox of a system unit: see docs/operations.md for why each line is here.
+_SANDBOX = """\
 # Sandbox: see docs/operations.md for why each line is here and what it costs.
 UMask=0077
 NoNewPrivileges=yes
@@ -316,9 +259,100 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged
 SystemCallErrorNumber=EPERM
+"""
+# A user unit's: no mount namespaces or capability sets without privileges.
+_USER_SANDBOX = """\
+# Sandbox: what a user's own service manager can apply (see docs/operations.md).
+UMask=0077
+NoNewPrivileges=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+"""
 
+
+def systemd_unit(
+    settings: MCPServerSettings,
+    command: list[str],
+    working_directory: str,
+    inputs: ServiceInputs,
+    user: str | None,
+    secrets_file: Path | None,
+    per_user: bool = False,
+) -> str:
+    """A Type=notify unit: systemd waits for READY=1, reloads with SIGHUP, and stops with
+    SIGTERM to the server and then SIGKILL to what is left (KillMode=mixed). Sandboxed to
+    what a Python MCP server needs: see docs/operations.md for each directive.
+
+    `per_user`: for the user's own service manager (`systemctl --user`): no User=, started
+    with the user's session (default.target), and only the sandboxing an unprivileged manager
+    can apply (the mount namespaces need privileges, or user namespaces it may not have)."""
+    cache_root = settings.resolved_cache_root
+    arguments = [*command[1:], *inputs.flags, "start", "--foreground"]
+    start = " ".join(
+        [
+            systemd_word(command[0], "the command"),
+            *(systemd_word(word, "the command", argument=True) for word in arguments),
+        ]
+    )
+    variables = {**inputs.variables, f"{ENV_PREFIX}CACHE_ROOT": str(cache_root)}
+    env_lines = "".join(
+        f"Environment={systemd_word(f'{name}={value}', name)}\n"
+        for name, value in sorted(variables.items())
+    )
+    if secrets_file is not None:
+        env_lines += f"EnvironmentFile={systemd_path(str(secrets_file), 'the secrets file')}\n"
+    writable = [cache_root]
+    if settings.log_file is not None:
+        writable.append(settings.log_file.parent)
+    read_write = " ".join(systemd_word(str(path), "a writable path") for path in writable)
+    # A private /tmp would hide a cache root kept there from `status` run outside the unit.
+    # (the working directory too: the server reads its settings files there).
+    seen = [*writable, Path(working_directory)]
+    shared_tmp = any(_under(path, folder) for path in seen for folder in _TEMP_FOLDERS)
+    private_tmp = "no" if shared_tmp else "yes"
+    user_line = f"User={user}\n" if user and not per_user else ""
+    stop_seconds = math.ceil(settings.stop_timeout_seconds) + _STOP_MARGIN_SECONDS
+    watchdog = math.ceil(settings.health_ttl_seconds)
+    workdir = systemd_path(working_directory, "the working directory")
+    # A user's manager has no network-online.target to wait for.
+    ordering = "" if per_user else "After=network-online.target\nWants=network-online.target\n"
+    sandbox = (
+        _USER_SANDBOX.format(private_tmp=private_tmp)
+        if per_user
+        else _SANDBOX.format(read_write=read_write, private_tmp=private_tmp)
+    )
+    target = "default.target" if per_user else "multi-user.target"
+    return f"""\
+[Unit]
+Description=MCP server {settings.server_name} (mcp-lifecycle)
+{ordering}
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={start}
+ExecReload=/bin/kill -HUP $MAINPID
+WorkingDirectory={workdir}
+{user_line}{env_lines}
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStartSec={math.ceil(settings.startup_timeout_seconds)}
+TimeoutStopSec={stop_seconds}
+WatchdogSec={watchdog}
+# systemd restarts the server: its own restart_policy does not apply under systemd (one
+# supervisor, not two).
+Restart=on-failure
+RestartSec=2
+
+{sandbox}
 [Install]
-WantedBy=multi-user.target
+WantedBy={target}
 """
 
 
