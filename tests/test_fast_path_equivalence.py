@@ -15,17 +15,19 @@ import re
 import signal
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mcp_lifecycle import MCPServerCLIFactory
 from mcp_lifecycle.cli import fast
-from mcp_lifecycle.testing import wait_for
+from mcp_lifecycle.testing import gone, wait_for
 
 TOY = Path(__file__).parent / "servers" / "toy_server.py"
 RUNNER = CliRunner()
@@ -41,12 +43,22 @@ def _both(factory: MCPServerCLIFactory, argv: list[str]) -> tuple[object, object
         code = fast.run(argv, factory.loader, factory.hooks.stop_handler)
     if code is None:
         return None
-    result = RUNNER.invoke(factory.create_app(), argv)
+    result = RUNNER.invoke(_typer_app(factory), argv)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return (code, *_steady(out.getvalue(), err.getvalue())), (
         result.exit_code,
         *_steady(result.stdout, result.stderr),
     )
+
+
+_APPS: weakref.WeakKeyDictionary[MCPServerCLIFactory, typer.Typer] = weakref.WeakKeyDictionary()
+
+
+def _typer_app(factory: MCPServerCLIFactory) -> typer.Typer:
+    """One Typer app per factory (hypothesis calls many times with the same one)."""
+    if factory not in _APPS:
+        _APPS[factory] = factory.create_app()
+    return _APPS[factory]
 
 
 def _steady(*texts: str) -> tuple[str, ...]:
@@ -121,7 +133,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -194,7 +206,7 @@ def running(tmp_path: Path, test_token: str) -> Iterator[dict[str, str]]:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        wait_for(lambda: not (tmp_path / "cache" / "toy.lock").exists(), 5)
+        assert wait_for(lambda: gone(pid), 10)
 
 
 @pytest.mark.parametrize(
