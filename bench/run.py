@@ -50,6 +50,7 @@ class Bench:
         self.results: list[tuple[str, float, str]] = []
         self.checks: list[tuple[str, bool, str]] = []
         self.baselines: dict[str, float] = {}
+        self.notes: list[str] = []
 
     def run(
         self, cmd: list[str], env: dict[str, str] | None = None
@@ -205,7 +206,7 @@ def measure_supervisorctl(b: Bench) -> float | None:
 
     supervisord, supervisorctl = shutil.which("supervisord"), shutil.which("supervisorctl")
     if supervisord is None or supervisorctl is None:
-        b.record("supervisorctl status", float("nan"), "supervisor not installed: skipped")
+        b.notes.append("supervisorctl status: supervisor is not installed here, not measured")
         return None
     folder = b.work / "supervisor"
     folder.mkdir()
@@ -334,6 +335,8 @@ def report(b: Bench) -> None:
             continue
         ratios = [f"{value / base:>8.2f}" if base else f"{'-':>8}" for base in (naive, other)]
         print(f"{name:52} {value * 1000:>8.1f}ms {value / floor:>7.1f}x {' '.join(ratios)}  {note}")
+    for note in b.notes:
+        print(note)
     print()
     for target, ok, detail in b.checks:
         print(f"[{'PASS' if ok else 'FAIL'}] {target}: {detail}")

@@ -131,3 +131,73 @@ def test_boot_time_parser_never_raises(data: bytes) -> None:
 
     value = parse_boot_time(data)
     assert value is None or value >= 0
+
+
+def test_identity_from_proc_alone_agrees_with_psutil() -> None:
+    """`status` and `stop` read a process's identity from /proc (psutil costs them 15 ms): it
+    must be the one psutil gives."""
+    from mcp_lifecycle.files.identity import _from_proc, identity_of
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seen, known = _from_proc(proc.pid), identity_of(proc.pid)
+        assert isinstance(seen, type(known))
+        assert dataclasses.replace(seen, create_time=0) == dataclasses.replace(known, create_time=0)
+        assert abs(seen.create_time - known.create_time) < 0.05
+        assert mismatch_reason(proc.pid, known) is None
+        assert mismatch_reason(proc.pid, seen) is None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _from_proc(proc.pid) == "gone"
+
+
+STAT = b"4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2"
+STATUS = b"Name:\tpython\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t1001\t1001\t1001\n"
+
+
+def test_identity_from_proc_files() -> None:
+    from mcp_lifecycle.files.identity import (
+        identity_from_proc,
+        parse_real_uid,
+        parse_state,
+    )
+
+    me = identity_from_proc(4242, STAT, STATUS, 1_700_000_000.0, "boot")
+    assert not isinstance(me, str)
+    assert (me.pid, me.uid, me.start_ticks, me.boot_id) == (4242, 1000, 987654, "boot")
+    assert me.create_time == 1_700_000_000.0 + 987654 / os.sysconf("SC_CLK_TCK")
+    zombie = STAT.replace(b") S ", b") Z ")
+    assert identity_from_proc(4242, zombie, STATUS, 0.0, None) == "gone"
+    assert identity_from_proc(4242, b"garbage", STATUS, 0.0, None) == "gone"
+    assert identity_from_proc(4242, STAT, b"Name:\tx\n", 0.0, None) == "gone"
+    assert parse_state(STAT) == b"S"
+    assert parse_state(b"no closing parenthesis") is None
+    assert parse_state(b"1 (x)") is None
+    assert parse_real_uid(STATUS) == 1000
+    assert parse_real_uid(b"Uid:\tnobody\n") is None
+
+
+@given(st.binary(), st.binary())
+def test_proc_parsers_never_raise(stat: bytes, status: bytes) -> None:
+    from mcp_lifecycle.files.identity import identity_from_proc
+
+    found = identity_from_proc(1, stat, status, 0.0, None)
+    assert found == "gone" or found.pid == 1  # type: ignore[union-attr]
+
+
+def test_without_proc_liveness_comes_from_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_lifecycle.files import identity, kernel
+
+    monkeypatch.setattr(kernel, "PROC", False)
+    assert identity.is_process_alive(os.getpid())
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        assert not identity.is_process_alive(proc.pid)  # a zombie
+        me = identity.current_identity()
+        gone = dataclasses.replace(me, pid=proc.pid)
+        assert identity.mismatch_reason(proc.pid, gone) == "the process is gone"
+    finally:
+        proc.wait()
+    assert not identity.is_process_alive(proc.pid)

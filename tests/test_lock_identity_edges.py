@@ -68,12 +68,16 @@ def test_start_ticks_of_real_and_odd_lines() -> None:
 
 
 def test_a_process_that_vanishes_mid_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The window between "alive" and reading its identity cannot be timed; make it happen.
+    # The window between "alive" and reading its identity cannot be timed; make it happen
+    # (through psutil, as where there is no /proc: from /proc, one read is the whole check).
+    from mcp_lifecycle.files import kernel
+
     me = current_identity()
 
     def vanished(pid: int) -> identity.ProcessIdentity:
         raise psutil.NoSuchProcess(pid)
 
+    monkeypatch.setattr(kernel, "PROC", False)
     monkeypatch.setattr(identity, "identity_of", vanished)
     assert mismatch_reason(me.pid, me) == "the process is gone"
 

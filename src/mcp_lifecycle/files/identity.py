@@ -99,20 +99,65 @@ class ProcessIdentity:
 
 def current_identity() -> ProcessIdentity:
     """This process's identity. Where /proc has it, from /proc alone: the supervisor, which
-    must stay small, then never loads psutil (4 MiB). The start time is what psutil computes
-    from the same two numbers (boot time plus start ticks), so the records agree."""
+    must stay small, then never loads psutil (4 MiB)."""
     pid = os.getpid()
-    ticks = start_ticks(pid)
+    seen = _from_proc(pid)
+    return seen if isinstance(seen, ProcessIdentity) else identity_of(pid)
+
+
+_UNKNOWN = "unknown"  # no /proc to read it from: psutil's turn
+_GONE = "gone"
+
+
+def _from_proc(pid: int) -> ProcessIdentity | str:
+    """The identity of live process `pid` from /proc alone (status and stat, no psutil: `status`
+    and `stop` run in scripts and probes, psutil costs them 15 ms): `_GONE` for a process that
+    is gone or a zombie, `_UNKNOWN` without /proc. The start time is what psutil computes from
+    the same two numbers (boot time plus start ticks), so the records agree."""
     booted = _boot_time()
-    if ticks is None or booted is None:
-        return identity_of(pid)
+    if booted is None:
+        return _UNKNOWN
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            status = handle.read()
+    except OSError:
+        return _GONE
+    return identity_from_proc(pid, stat, status, booted, boot_id())
+
+
+def identity_from_proc(
+    pid: int, stat: bytes, status: bytes, booted: float, boot: str | None
+) -> ProcessIdentity | str:
+    """The identity that /proc/PID/stat and /proc/PID/status describe; `_GONE` for a zombie,
+    or for files that are not what they should be."""
+    ticks, uid = parse_start_ticks(stat), parse_real_uid(status)
+    if ticks is None or uid is None or parse_state(stat) in (b"Z", b"X"):
+        return _GONE
     return ProcessIdentity(
         pid=pid,
         create_time=booted + ticks / os.sysconf("SC_CLK_TCK"),
-        boot_id=boot_id(),
-        uid=os.getuid(),
+        boot_id=boot,
+        uid=uid,
         start_ticks=ticks,
     )
+
+
+def parse_state(stat: bytes) -> bytes | None:
+    """Field 3 of a /proc/PID/stat line (R, S, Z, ...); None if the line is not one."""
+    closing = stat.rfind(b")")
+    fields = stat[closing + 2 :].split() if closing >= 0 else []
+    return fields[0] if fields else None
+
+
+def parse_real_uid(status: bytes) -> int | None:
+    """The real uid from the `Uid:` line of /proc/PID/status; None if there is none."""
+    for line in status.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == b"Uid:" and fields[1].isdigit():
+            return int(fields[1])
+    return None
 
 
 def _boot_time(stat: str = "/proc/stat") -> float | None:
@@ -157,14 +202,28 @@ def is_process_alive(pid: int, server_name: str = "") -> bool:
     server called `server_name` (a name in a command line proves nothing). Use
     `validate_pid_integrity` before signalling anything.
     """
-    import psutil
-
     if pid <= 0:
         return False
+    seen = _from_proc(pid)
+    if seen != _UNKNOWN:
+        return isinstance(seen, ProcessIdentity)
+    import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
+
+
+def _from_psutil(pid: int) -> ProcessIdentity | str:
+    import psutil
+
+    if not is_process_alive(pid):
+        return _GONE
+    try:
+        return identity_of(pid)
+    except psutil.NoSuchProcess:
+        return _GONE
 
 
 def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
@@ -173,13 +232,10 @@ def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
         return "no server holds the lock for it"
     if record.pid != pid:
         return f"the server's lock is held by PID {record.pid}, not {pid}"
-    import psutil
-
-    if not is_process_alive(pid):
-        return "the process is gone"
-    try:
-        actual = identity_of(pid)
-    except psutil.NoSuchProcess:
+    actual = _from_proc(pid)
+    if actual == _UNKNOWN:
+        actual = _from_psutil(pid)
+    if not isinstance(actual, ProcessIdentity):
         return "the process is gone"
     if record.boot_id and actual.boot_id and record.boot_id != actual.boot_id:
         return "the record is from an earlier boot"
