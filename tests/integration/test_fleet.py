@@ -310,6 +310,26 @@ def test_logs_of_the_whole_fleet_carry_each_server_name(fleet: Fleet) -> None:
         one = fleet.run("logs", "echo", "-n", "3")
         assert one.code == 0
         assert "|" not in one.out.splitlines()[0][:8]
+        following = subprocess.Popen(
+            [TOOL, "logs", "--follow", "-n", "1"], env=fleet.env, cwd=fleet.folder,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert following.stdout is not None
+            # The last line of each log: from here on it follows both.
+            assert {following.stdout.readline()[:5] for _ in range(2)} == {"adder", "echo "}
+            assert fleet.run("health", "echo", "--probe").code == 0  # a request: a new line
+            assert fleet.run("health", "adder", "--probe").code == 0
+            following.send_signal(signal.SIGINT)
+            out, err = following.communicate(timeout=20)
+        finally:
+            if following.poll() is None:
+                following.kill()
+                following.wait()
+        assert following.returncode == 0, err
+        assert "Traceback" not in err
+        followed = {line.split("|", 1)[0].strip() for line in out.splitlines() if "|" in line}
+        assert followed == {"adder", "echo"}  # both, as their lines came
     finally:
         fleet.run("down")
     assert wait_for(lambda: not fleet.processes(), 10)
