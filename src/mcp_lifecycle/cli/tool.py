@@ -28,8 +28,7 @@ def _root(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file",
-            "-f",
+            "--file",  # no -f: that is `logs -f` (follow)
             metavar="PATH",
             help="The fleet file (default: mcp-lifecycle.yaml here); also a client's JSON "
             "config as it is (.mcp.json, claude_desktop_config.json, .vscode/mcp.json).",
