@@ -221,3 +221,78 @@ def test_a_running_server_gets_the_same_report_both_ways(
     assert fast_answer == typer_answer
     assert fast_answer[0] == 0  # type: ignore[index]
     assert "running" in str(fast_answer)
+
+
+# -- what authors add, and what they rely on ---------------------------------------------------
+
+MINE = '''
+import typer
+
+
+def status() -> None:
+    """The author's own status."""
+    typer.echo("AUTHOR STATUS")
+
+
+def hello() -> None:
+    typer.echo("hello")
+'''
+
+
+def test_an_authors_own_status_by_import_string_is_the_one_that_runs(
+    factory: MCPServerCLIFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "authors_commands.py").write_text(MINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory.add_command("authors_commands:status")
+    app = factory.create_app()
+    assert factory._run_fast(["status"]) is None  # Typer decides, and runs the author's
+    result = RUNNER.invoke(app, ["status"])
+    assert (result.exit_code, result.stdout) == (0, "AUTHOR STATUS\n")
+
+
+def test_a_command_added_after_the_app_was_built_is_there(
+    factory: MCPServerCLIFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "authors_commands.py").write_text(MINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = factory.create_app()
+    assert isinstance(app, typer.Typer)  # builds it
+    factory.add_command("authors_commands:hello")
+    result = RUNNER.invoke(app, ["hello"])
+    assert (result.exit_code, result.stdout) == (0, "hello\n")
+
+
+def test_a_bad_import_string_is_one_line_not_a_traceback(
+    factory: MCPServerCLIFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    factory.add_command("no_such_module_here:call")
+    app = factory.create_app()
+    monkeypatch.setattr(sys, "argv", ["toy", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        app()
+    assert exited.value.code == 5
+    err = capsys.readouterr().err
+    assert "cannot add the command 'no_such_module_here:call'" in err
+    assert "Traceback" not in err
+
+
+def test_a_stop_handler_sees_this_invocations_settings_on_the_fast_path(
+    factory: MCPServerCLIFactory, running: dict[str, str]
+) -> None:
+    """Typer's root callback makes the flags this command's; the fast path must too, or an
+    author's stop_handler that loads the settings acts on others."""
+    seen: list[str] = []
+
+    def stop_handler(pid: int) -> None:
+        seen.append(factory.load_settings().log_level)
+        os.kill(pid, signal.SIGTERM)
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = fast.run(["--log-level", "error", "stop"], factory.loader, stop_handler)
+    assert code == 0, err.getvalue()
+    assert seen == ["ERROR"]
+    assert factory.load_settings().log_level == "INFO"  # and only for that command

@@ -153,7 +153,10 @@ def test_identity_from_proc_alone_agrees_with_psutil() -> None:
 
 
 STAT = b"4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2"
-STATUS = b"Name:\tpython\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t1001\t1001\t1001\n"
+STATUS = (
+    b"Name:\tpython\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n"
+    b"Uid:\t1000\t1001\t1001\t1001\n"
+)
 
 
 def test_identity_from_proc_files() -> None:
@@ -171,6 +174,9 @@ def test_identity_from_proc_files() -> None:
     assert identity_from_proc(4242, zombie, STATUS, 0.0, None) == "gone"
     assert identity_from_proc(4242, b"garbage", STATUS, 0.0, None) == "gone"
     assert identity_from_proc(4242, STAT, b"Name:\tx\n", 0.0, None) == "gone"
+    # A thread's ID names a folder in /proc too; it is not a process.
+    thread = STATUS.replace(b"Tgid:\t4242", b"Tgid:\t4200")
+    assert identity_from_proc(4242, STAT, thread, 0.0, None) == "gone"
     assert parse_state(STAT) == b"S"
     assert parse_state(b"no closing parenthesis") is None
     assert parse_state(b"1 (x)") is None
@@ -201,3 +207,17 @@ def test_without_proc_liveness_comes_from_psutil(monkeypatch: pytest.MonkeyPatch
     finally:
         proc.wait()
     assert not identity.is_process_alive(proc.pid)
+
+
+def test_a_process_that_exits_between_its_folder_and_its_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The folder opened, then the process exited (the files of a reaped process can no longer
+    be read): it is gone. The window cannot be timed: make it happen."""
+    from mcp_lifecycle.files import identity
+
+    def exited(folder: int, name: str) -> bytes:
+        raise ProcessLookupError(3, "No such process")
+
+    monkeypatch.setattr(identity, "_read_in", exited)
+    assert identity._from_proc(os.getpid()) == "gone"

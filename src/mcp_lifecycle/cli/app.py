@@ -84,7 +84,18 @@ class LifecycleApp:
             code = self._fast(sys.argv[1:])
             if code is not None:
                 sys.exit(code)
-        return self.typer_app(*args, **kwargs)
+        try:
+            app = self.typer_app
+        except Exception as exc:  # noqa: BLE001 - an author's import string, say: one line
+            from mcp_lifecycle.cli.outcome import report_failure
+
+            code = report_failure(exc, as_json=False)
+            sys.exit(1 if code is None else code)
+        return app(*args, **kwargs)
+
+    @property
+    def built(self) -> bool:
+        return self._typer is not None
 
     @property
     def typer_app(self) -> typer.Typer:

@@ -16,6 +16,7 @@ from mcp_lifecycle.settings.loader import SettingsLoader
 if TYPE_CHECKING:
     import typer
 
+    from mcp_lifecycle.cli.app import LifecycleApp
     from mcp_lifecycle.settings.model import MCPServerSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -55,6 +56,7 @@ class MCPServerCLIFactory:
         )
         self.hooks = ServerHooks(start_handler, stop_handler, reload_handler, server_version)
         self._lazy_commands: list[tuple[str, str | None, dict[str, Any]]] = []
+        self._apps: list[LifecycleApp] = []
 
     @property
     def settings_cls(self) -> type[MCPServerSettings]:
@@ -85,6 +87,9 @@ class MCPServerCLIFactory:
         if not sep or not module or not attribute:
             raise ConfigurationError(f"add_command needs 'package.module:function', got {target!r}")
         self._lazy_commands.append((target, name, kwargs))
+        for app in self._apps:
+            if app.built:  # too late to wait for the build: it is registered now
+                _register_command(app.typer_app, target, name, kwargs)
 
     def load_settings(self, flags: Flags | dict[str, Any] | None = None) -> MCPServerSettings:
         """The effective settings: flags > the server's own variables (`env_prefix`) >
@@ -130,11 +135,17 @@ class MCPServerCLIFactory:
         loading Typer at all when their command line is plain (`cli.fast`)."""
         from mcp_lifecycle.cli.app import LifecycleApp
 
-        return cast("typer.Typer", LifecycleApp(self._build_typer, self._run_fast))
+        app = LifecycleApp(self._build_typer, self._run_fast)
+        self._apps.append(app)
+        return cast("typer.Typer", app)
 
     def _run_fast(self, argv: list[str]) -> int | None:
         from mcp_lifecycle.cli import fast
+        from mcp_lifecycle.cli.app import HOT
 
+        for target, name, _ in self._lazy_commands:
+            if (name or target.partition(":")[2]).lower().replace("_", "-") in HOT:
+                return None  # the author's own status, health or stop: Typer runs it
         return fast.run(argv, self.loader, self.hooks.stop_handler)
 
     def _build_typer(self) -> typer.Typer:
@@ -166,8 +177,22 @@ class MCPServerCLIFactory:
         ):
             commands(self.loader, self.hooks).register(app)
         for target, name, kwargs in self._lazy_commands:
-            import importlib
-
-            module, _, attribute = target.partition(":")
-            app.command(name, **kwargs)(getattr(importlib.import_module(module), attribute))
+            _register_command(app, target, name, kwargs)
         return app
+
+
+def _register_command(
+    app: typer.Typer, target: str, name: str | None, kwargs: dict[str, Any]
+) -> None:
+    """Import `target` ("package.module:function") and add it to `app` as a command."""
+    import importlib
+
+    module, _, attribute = target.partition(":")
+    try:
+        function = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"cannot add the command {target!r}: {exc}",
+            hint="check the import string given to factory.add_command",
+        ) from None
+    app.command(name, **kwargs)(function)

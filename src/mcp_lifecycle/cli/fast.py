@@ -82,20 +82,27 @@ def run(
     if server_name_problem(loader.server_name) is not None:
         return None  # Typer's root callback says so, with its exit code
     from mcp_lifecycle.logs import configure_logging
+    from mcp_lifecycle.settings.flags import remember_invocation
 
-    configure_logging((line.level or "WARNING").upper())
     as_json = bool(line.options.get("--json"))
+    flags = line.flags
+    # As the root callback does: an author's stop_handler that loads the settings gets these.
+    forget = remember_invocation(flags)
     try:
-        return _answer(line, loader, stop_handler, as_json)
+        configure_logging((line.level or "WARNING").upper())
+        return _answer(line, flags, loader, stop_handler, as_json)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - each gets its one line
         from mcp_lifecycle.cli.outcome import report_failure
 
         code = report_failure(exc, as_json)
         return 0 if code is None else code
+    finally:
+        forget()
 
 
 def _answer(
     line: _Line,
+    flags: Flags,
     loader: SettingsLoader,
     stop_handler: Callable[[int], None] | None,
     as_json: bool,
@@ -104,7 +111,7 @@ def _answer(
     from mcp_lifecycle.cli.output import echo
     from mcp_lifecycle.control.discovery import locate
 
-    located = locate(loader, line.flags)
+    located = locate(loader, flags)
     if located.note:
         echo(located.note, err=True)
     settings = located.fields

@@ -117,23 +117,38 @@ def _from_proc(pid: int) -> ProcessIdentity | str:
     booted = _boot_time()
     if booted is None:
         return _UNKNOWN
+    # Both files through one handle on the process's folder: a PID reused between two path
+    # lookups would give two files of two processes.
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            status = handle.read()
+        folder = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return _GONE
+    try:
+        stat, status = _read_in(folder, "stat"), _read_in(folder, "status")
+    except OSError:
+        return _GONE
+    finally:
+        os.close(folder)
     return identity_from_proc(pid, stat, status, booted, boot_id())
+
+
+def _read_in(folder: int, name: str) -> bytes:
+    fd = os.open(name, os.O_RDONLY, dir_fd=folder)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
 
 
 def identity_from_proc(
     pid: int, stat: bytes, status: bytes, booted: float, boot: str | None
 ) -> ProcessIdentity | str:
     """The identity that /proc/PID/stat and /proc/PID/status describe; `_GONE` for a zombie,
-    or for files that are not what they should be."""
+    a thread (its Tgid is another PID), or files that are not what they should be."""
     ticks, uid = parse_start_ticks(stat), parse_real_uid(status)
     if ticks is None or uid is None or parse_state(stat) in (b"Z", b"X"):
+        return _GONE
+    if _status_number(status, b"Tgid:") != pid:
         return _GONE
     return ProcessIdentity(
         pid=pid,
@@ -153,9 +168,15 @@ def parse_state(stat: bytes) -> bytes | None:
 
 def parse_real_uid(status: bytes) -> int | None:
     """The real uid from the `Uid:` line of /proc/PID/status; None if there is none."""
+    return _status_number(status, b"Uid:")
+
+
+def _status_number(status: bytes, key: bytes) -> int | None:
+    """The first number on the `key` line of /proc/PID/status (the kernel escapes a newline in
+    the process's name, so a line that starts with `key` is the kernel's)."""
     for line in status.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == b"Uid:" and fields[1].isdigit():
+        if len(fields) >= 2 and fields[0] == key and fields[1].isdigit():
             return int(fields[1])
     return None
 
