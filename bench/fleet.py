@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from run import compile_sources
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -205,13 +206,7 @@ def main() -> int:
     if args.fastmcp_proxy:
         serve_fastmcp_proxy(args.fastmcp_proxy)
         return 0
-    compile_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(
-        [PY, "-m", "compileall", "-q", str(ROOT / "src"), str(BENCH)],
-        env=compile_env,
-        check=False,
-        stdout=subprocess.DEVNULL,
-    )
+    compile_sources()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mcp-lifecycle-fleet-bench-") as tmp:
         bench = FleetBench(args.runs, Path(tmp))

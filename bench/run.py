@@ -110,6 +110,18 @@ def exit_watcher(pid: int) -> Callable[[], float]:
     return result
 
 
+def compile_sources() -> None:
+    """Compile once: where PYTHONDONTWRITEBYTECODE is set (as here), every timed run would
+    compile the package again."""
+    compile_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(ROOT / "src"), str(BENCH)],
+        env=compile_env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per median (default 15)")
@@ -120,13 +132,7 @@ def main() -> int:
         "runs this under the oldest and the newest Typer)",
     )
     args = parser.parse_args()
-    compile_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(
-        [PY, "-m", "compileall", "-q", str(ROOT / "src"), str(BENCH)],
-        env=compile_env,
-        check=False,
-        stdout=subprocess.DEVNULL,
-    )
+    compile_sources()
     with tempfile.TemporaryDirectory(prefix="mcp-lifecycle-bench-") as tmp:
         bench = Bench(args.runs, Path(tmp))
         try:

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 HOT = frozenset({"status", "health", "stop"})
 
 
+def takes_hot_name(name: str | None, function_name: str) -> bool:
+    """Would a command registered so be one of the hot ones? Named as Typer names it: the
+    name given, else the function's, lower case, '_' as '-'."""
+    return (name if name is not None else function_name.lower().replace("_", "-")) in HOT
+
+
 class LifecycleApp:
     _build: Callable[[], typer.Typer]
     _fast: Callable[[list[str]], int | None]
@@ -47,8 +53,8 @@ class LifecycleApp:
             return self._typer.command(name, *args, **kwargs)
 
         def keep(function: Callable[..., Any]) -> Callable[..., Any]:
-            taken = name or function.__name__.lower().replace("_", "-")
-            self._note(taken)
+            if takes_hot_name(name, function.__name__):
+                self.__dict__["_shadowed"] = True
             self._kept.append(("command", (name, *args), kwargs, function))
             return function
 
@@ -69,12 +75,9 @@ class LifecycleApp:
         if self._typer is not None:
             self._typer.add_typer(*args, **kwargs)
             return
-        self._note(kwargs.get("name"))
-        self._kept.append(("add_typer", args, kwargs, None))
-
-    def _note(self, name: str | None) -> None:
-        if name is None or name in HOT:
+        if kwargs.get("name") is None or kwargs["name"] in HOT:  # unnamed: its commands may be
             self.__dict__["_shadowed"] = True
+        self._kept.append(("add_typer", args, kwargs, None))
 
     # -- running it --------------------------------------------------------------------------
 

@@ -141,10 +141,10 @@ class MCPServerCLIFactory:
 
     def _run_fast(self, argv: list[str]) -> int | None:
         from mcp_lifecycle.cli import fast
-        from mcp_lifecycle.cli.app import HOT
+        from mcp_lifecycle.cli.app import takes_hot_name
 
         for target, name, _ in self._lazy_commands:
-            if (name or target.partition(":")[2]).lower().replace("_", "-") in HOT:
+            if takes_hot_name(name, target.partition(":")[2]):
                 return None  # the author's own status, health or stop: Typer runs it
         return fast.run(argv, self.loader, self.hooks.stop_handler)
 

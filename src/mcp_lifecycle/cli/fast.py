@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_lifecycle.logs import LOG_LEVELS
 from mcp_lifecycle.settings.flags import Flags
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
     from mcp_lifecycle.settings.loader import SettingsLoader
 
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 # The root's options that take a value, and the setting each gives.
@@ -200,7 +200,7 @@ def _take(line: _Line, name: str, value: str) -> bool:
             return False
         line.named["port"] = (int(value), "--port")
     elif setting == "log_level":
-        if value.upper() not in _LEVELS:
+        if value.upper() not in LOG_LEVELS:
             return False
         line.level = value
     elif setting in ("log_file", "cache_root"):

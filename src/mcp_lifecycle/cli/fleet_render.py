@@ -105,12 +105,7 @@ def _size(value: int | None) -> str:
 
 
 def member_health(report: HealthReport, remote: bool, as_json: bool) -> None:
-    if not remote or as_json:
-        health(report, as_json)
-        return
-    name = report.status.server
-    typer.echo(f"{name} runs elsewhere, at {report.status.url}; probed it.")
-    for check in report.checks:
-        mark = good("ok  ") if check.ok else bad("FAIL")
-        typer.echo(f"  [{mark}] {check.name}: {check.detail}")
-    typer.echo(f"{name} is {good('healthy') if report.healthy else bad('UNHEALTHY')}.")
+    headline = None
+    if remote:
+        headline = f"{report.status.server} runs elsewhere, at {report.status.url}; probed it."
+    health(report, as_json, headline)

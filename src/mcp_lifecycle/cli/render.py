@@ -176,16 +176,19 @@ def _restarts(report: Status) -> str:
     return text + "."
 
 
-def health(report: HealthReport, as_json: bool) -> None:
+def health(report: HealthReport, as_json: bool, headline: str | None = None) -> None:
+    """`headline` stands for the status line (a server that runs elsewhere has none)."""
     if as_json:
         echo_json({**report.as_dict(), "exit_code": int(report.exit_code)})
         return
     name = report.status.server
-    echo(
-        f"{name} speaks MCP over stdio; probed a private instance."
-        if report.stdio
-        else status_text(report.status)
-    )
+    if headline is None:
+        headline = (
+            f"{name} speaks MCP over stdio; probed a private instance."
+            if report.stdio
+            else status_text(report.status)
+        )
+    echo(headline)
     for check in report.checks:
         mark = good("ok  ") if check.ok else bad("FAIL")
         echo(f"  [{mark}] {check.name}: {check.detail}")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -171,11 +170,7 @@ def _responder_check(url: str, server_pid: int) -> Check | None:
     holder = ports.listener(port) if port else None
     if holder is None:
         return None  # nobody listens, or we may not see who: the handshake will tell
-    try:
-        ours = holder == server_pid or os.getsid(holder) == os.getsid(server_pid)
-    except ProcessLookupError:
-        ours = False
-    if ours:
+    if ports.serves_for(holder, server_pid):
         return Check("listener", True, f"port {port} is served by this server")
     return Check(
         "listener",

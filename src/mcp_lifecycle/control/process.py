@@ -122,16 +122,22 @@ def kill_group_leftovers(pgid: int, session: int | None = None) -> None:
         time.sleep(0.02)
 
 
-def kill_descendants(pid: int) -> None:
-    """SIGKILL every process under `pid`, a process of ours that still lives (so what is under
-    it is ours too): what a server started in a session of its own (as the MCP SDK starts a
-    stdio server) is not in its group, and would outlive a SIGKILL of the group."""
+def end_descendants(pid: int, grace: float = 0.0) -> None:
+    """End every process under `pid`, a process of ours that still lives (so what is under it
+    is ours too): SIGTERM and `grace` seconds to exit, then SIGKILL (at once, without grace).
+    What a server started in a session of its own (as the MCP SDK starts a stdio server) is
+    not in its group, and would outlive a signal to the group."""
     import psutil
 
     try:
         found = psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return
+    if grace > 0:
+        for child in found:
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        _, found = psutil.wait_procs(found, timeout=grace)
     for child in found:
         with contextlib.suppress(psutil.Error):
             child.kill()

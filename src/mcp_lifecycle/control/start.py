@@ -18,7 +18,7 @@ from mcp_lifecycle import handoff
 from mcp_lifecycle.control.inspect import Condition, inspect_server
 from mcp_lifecycle.control.process import (
     KILL_GRACE_SECONDS,
-    kill_descendants,
+    end_descendants,
     remove_stale_pid_file,
     wait_group,
 )
@@ -241,7 +241,7 @@ def _kill_spawned(proc: subprocess.Popen[bytes], paths: ServerPaths) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     if not wait_group(proc.pid, time.monotonic() + KILL_GRACE_SECONDS):
-        kill_descendants(proc.pid)
+        end_descendants(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         wait_group(proc.pid, time.monotonic() + KILL_GRACE_SECONDS)

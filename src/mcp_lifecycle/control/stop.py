@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mcp_lifecycle.control.process import (
     KILL_GRACE_SECONDS,
     VerifiedProcess,
-    kill_descendants,
+    end_descendants,
     kill_group_leftovers,
     leads_session,
     require_running,
@@ -67,7 +67,7 @@ def stop_server(
                     hint="run `stop` again without --no-kill to force it",
                 )
             forced = True
-            kill_descendants(pid)  # while it lives, what is under it is provably ours
+            end_descendants(pid)  # while it lives, what is under it is provably ours
             if group:
                 kill_group_leftovers(pid)
             with contextlib.suppress(ProcessLookupError):

@@ -18,3 +18,24 @@ PROC = LINUX and os.path.isdir("/proc/self")
 ABSTRACT_SOCKETS = LINUX
 # The kernel ends a supervised server when its supervisor dies.
 PARENT_DEATH_SIGNAL = LINUX
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def die_with_parent(signal_number: int) -> bool:
+    """Have the kernel send `signal_number` to this process when its parent dies (the setting
+    survives exec). False where the kernel cannot."""
+    return PARENT_DEATH_SIGNAL and _prctl(_PR_SET_PDEATHSIG, signal_number)
+
+
+def become_subreaper() -> bool:
+    """Have this process's orphaned descendants reparented to it instead of to init, so it can
+    end them. It survives exec: only for a process that reaps them. False where it cannot."""
+    return PARENT_DEATH_SIGNAL and _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _prctl(option: int, value: int) -> bool:
+    import ctypes
+
+    return bool(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mcp_lifecycle.errors import ServerFailed
+from mcp_lifecycle.files import kernel
 from mcp_lifecycle.fleet.spec import ServerEntry
 
 if TYPE_CHECKING:
@@ -33,19 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HANDSHAKE_EVERY_SECONDS = 0.2
-
-
-def _become_subreaper() -> None:
-    """What the server we run leaves behind when its parent exits (a wrapper script, helpers
-    it started) is reparented to us instead of to init, so we can end it too (Linux). Only in
-    the server process: a supervisor would keep the setting across exec, and never reap them."""
-    from mcp_lifecycle.files import kernel
-
-    if kernel.PARENT_DEATH_SIGNAL:
-        import ctypes
-
-        pr_set_child_subreaper = 36
-        ctypes.CDLL(None).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def handler_for(entry: ServerEntry) -> Callable[[], None]:
@@ -102,7 +90,9 @@ def run_http_command(entry: ServerEntry) -> None:
     assert entry.url is not None
     runtime = current_runtime()
     _require_program(entry)
-    _become_subreaper()
+    # What the server we run leaves behind (a wrapper's child, a stdio server's helpers) is
+    # then ours to end. Here, in the server process: a supervisor would not reap them.
+    kernel.become_subreaper()
     # Our handshakes would fill the server's log with a line per HTTP request.
     for chatty in ("httpx", "httpx2", "mcp.client"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -131,7 +121,7 @@ def run_http_command(entry: ServerEntry) -> None:
         if child.poll() is None:  # unwound by a failure of ours: the child goes with us
             child.kill()
             child.wait()
-        end_descendants()
+        _end_what_it_left()
     if stopping.is_set():
         return
     raise ServerFailed(
@@ -143,25 +133,14 @@ def run_http_command(entry: ServerEntry) -> None:
 def _refuse_taken_port(entry: ServerEntry, port: int) -> None:
     """Whoever answers the URL before we run the command is not our server: a handshake with
     it would count as ours being ready."""
-    import errno
-    import socket
-
     from mcp_lifecycle.transports import ports
 
-    host = urlsplit(entry.url or "").hostname or "127.0.0.1"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return  # not a local address: the server's own bind will tell
-            raise ServerFailed(
-                f"port {port} of {entry.url} is already taken by "
-                f"{ports.describe(ports.listener(port))}, before {entry.name} ran",
-                hint="stop what holds it, or give the server another port in the fleet file",
-            ) from None
+    if ports.taken(urlsplit(entry.url or "").hostname or "127.0.0.1", port):
+        raise ServerFailed(
+            f"port {port} of {entry.url} is already taken by "
+            f"{ports.describe(ports.listener(port))}, before {entry.name} ran",
+            hint="stop what holds it, or give the server another port in the fleet file",
+        )
 
 
 def _served_by_us(port: int | None) -> bool:
@@ -171,33 +150,16 @@ def _served_by_us(port: int | None) -> bool:
     from mcp_lifecycle.transports import ports
 
     holder = ports.listener(port) if port else None
-    if holder is None:
-        return True
-    try:
-        return os.getsid(holder) == os.getsid(0)
-    except OSError:
-        return False
+    return holder is None or ports.serves_for(holder, os.getpid())
 
 
-def end_descendants(grace: float = 3.0) -> None:
-    """SIGTERM every process under us, then SIGKILL what is left after `grace`: a server we
-    did not write may leave children behind (a wrapper script that exits, a stdio server that
-    spawned helpers in a session of its own). We are their subreaper (`serve.main`), so even
-    the orphans among them are under us."""
-    import psutil
+def _end_what_it_left() -> None:
+    """A server we did not write may leave children behind (a wrapper script that exits, a
+    stdio server's helpers in a session of their own): we are their subreaper, so even the
+    orphans among them are under us."""
+    from mcp_lifecycle.control.process import end_descendants
 
-    try:
-        found = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
-    for process in found:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _, alive = psutil.wait_procs(found, timeout=grace)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    end_descendants(os.getpid(), grace=3.0)
 
 
 def _spawn(entry: ServerEntry) -> subprocess.Popen[bytes]:
@@ -340,8 +302,6 @@ _DIE_WITH_PARENT = (
 
 
 def _dying_with_us(command: list[str]) -> list[str]:
-    from mcp_lifecycle.files import kernel
-
     if not kernel.PARENT_DEATH_SIGNAL:
         return command
     return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
@@ -368,7 +328,9 @@ def serve_bridge(entry: ServerEntry) -> None:
 
     settings = current_runtime().settings
     _require_program(entry)
-    _become_subreaper()
+    # What the server we run leaves behind (a wrapper's child, a stdio server's helpers) is
+    # then ours to end. Here, in the server process: a supervisor would not reap them.
+    kernel.become_subreaper()
     bridge = Bridge(entry)
     quiet = _QuietLifespanFailure(bridge)
     logging.getLogger("uvicorn.error").addFilter(quiet)
@@ -381,6 +343,6 @@ def serve_bridge(entry: ServerEntry) -> None:
         raise
     finally:
         logging.getLogger("uvicorn.error").removeFilter(quiet)
-        end_descendants()
+        _end_what_it_left()
     if bridge.lost is not None:
         raise ServerFailed(bridge.lost, hint=hint)

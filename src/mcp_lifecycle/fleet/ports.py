@@ -19,6 +19,7 @@ from mcp_lifecycle.files.private import (
     open_private_append,
     read_no_follow,
 )
+from mcp_lifecycle.transports import ports
 
 _FILE = "fleet-ports.json"
 _MAX_BYTES = 1 << 20
@@ -50,7 +51,7 @@ def assign_ports(names: list[str], running: set[str], declared: set[int]) -> dic
             if port is None:
                 kept[name] = _free_port(avoid=set(kept.values()) | declared)
                 changed = True
-            elif name not in running and not _free(port):
+            elif name not in running and ports.taken("127.0.0.1", port):
                 _refuse_taken(name, port)
         if changed:
             atomic_write(path, json.dumps(kept, indent=1, sort_keys=True).encode())
@@ -58,8 +59,6 @@ def assign_ports(names: list[str], running: set[str], declared: set[int]) -> dic
 
 
 def _refuse_taken(name: str, port: int) -> None:
-    from mcp_lifecycle.transports import ports
-
     raise ServerFailed(
         f"port {port}, kept for {name} (its clients were given that URL), is taken by "
         f"{ports.describe(ports.listener(port))}",
@@ -95,16 +94,6 @@ def _read(path: Path) -> dict[str, int]:
         for name, port in values.items()
         if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
     }
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_port(avoid: set[int]) -> int:

@@ -149,13 +149,9 @@ def _become_supervisor(settings: MCPServerSettings, handed: Handed) -> NoReturn:
 def _die_with(supervisor: int) -> None:
     """A server its supervisor runs must not outlive it: the kernel kills it when the
     supervisor dies (Linux); elsewhere its heartbeat notices the new parent."""
-    if kernel.PARENT_DEATH_SIGNAL:
-        import ctypes
-        import signal
+    import signal
 
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    kernel.die_with_parent(signal.SIGKILL)
     if os.getppid() != supervisor:
         raise LifecycleError(f"the supervisor (PID {supervisor}) is gone; not starting")
 
