@@ -390,12 +390,18 @@ def test_what_a_wrapper_left_behind_goes_with_it(fleet: Fleet) -> None:
     """A wrapper script that starts the server in the background and then exits: the server
     we counted as ready must not run on, unreachable by `down`."""
     port = free_port()
-    script = f"{sys.executable} {HTTP_SERVER} {port} & sleep 4; exit 1"
+    # The wrapper exits only once `up` has counted the server ready: a fixed sleep raced a
+    # start-up slowed by a loaded machine.
+    gone = fleet.folder / "wrapper-may-go"
+    script = (
+        f"{sys.executable} {HTTP_SERVER} {port} & while [ ! -e {gone} ]; do sleep 0.1; done; exit 1"
+    )
     fleet.write(
         f"servers:\n  wrapped:\n    command: [/bin/sh, -c, {json.dumps(script)}]\n"
         f"    url: http://127.0.0.1:{port}/mcp\n"
     )
     assert fleet.run("up").code == 0
+    gone.touch()
     assert wait_for(lambda: fleet.status()["wrapped"]["state"] == "not running", 20)
     assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
 
