@@ -100,5 +100,14 @@ def configure_logging(
     return logging.getLogger(LOGGER_NAME)
 
 
+def anchor_output_log(folder: Path) -> None:
+    """Rotate the detached server's log inside `folder` from now on: the server calls it with
+    its held cache root, so a swap of that path for a link cannot take the next log file."""
+    for handler in logging.getLogger().handlers:
+        anchor = getattr(handler, "anchor", None)
+        if getattr(handler, _MARK, False) and anchor is not None:
+            anchor(folder)
+
+
 def set_level(level: str) -> None:
     logging.getLogger().setLevel(level.upper())

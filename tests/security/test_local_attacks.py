@@ -203,10 +203,16 @@ def test_a_folder_others_may_write_above_the_cache_root(
         assert list(shared.iterdir()) == []
 
 
+@pytest.mark.parametrize("rotating", [False, True], ids=["plain", "log-rotating"])
 def test_a_swapped_cache_root_cannot_redirect_the_servers_writes(
-    lifecycle: Lifecycle, tmp_path: Path
+    lifecycle: Lifecycle, tmp_path: Path, rotating: bool
 ) -> None:
-    assert lifecycle.run("start", MCP_SERVER_HEARTBEAT_SECONDS="0.1").code == 0
+    """With a small log limit, the server's own log rotates while the path is swapped: each
+    new log file must still be made in the server's folder, not the decoy."""
+    lifecycle.set_env(MCP_SERVER_HEARTBEAT_SECONDS="0.1")
+    if rotating:
+        lifecycle.set_env(MCP_SERVER_LOG_MAX_BYTES="1024", MCP_SERVER_LOG_LEVEL="DEBUG")
+    assert lifecycle.run("start").code == 0
     pid = lifecycle.pid()
     moved = tmp_path / "moved"
     decoy = tmp_path / "decoy"
@@ -214,11 +220,15 @@ def test_a_swapped_cache_root_cannot_redirect_the_servers_writes(
     try:
         lifecycle.cache_root.rename(moved)
         lifecycle.cache_root.symlink_to(decoy)
+        swapped = time.time()
         before = json.loads((moved / "runtime_health.json").read_text())["updated_at"]
         assert wait_for(
             lambda: json.loads((moved / "runtime_health.json").read_text())["updated_at"] != before,
             timeout=5,
         ), "the server stopped writing into its own folder"
+        if rotating:
+            rotated = moved / "toy.log.1"
+            assert wait_for(lambda: rotated.exists() and rotated.stat().st_mtime > swapped, 5)
         time.sleep(0.5)
         assert list(decoy.iterdir()) == []
         refused = lifecycle.run("status")

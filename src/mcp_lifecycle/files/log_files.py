@@ -42,3 +42,12 @@ class OutputLogHandler(PrivateLogHandler):
             sys.stderr.flush()
             os.dup2(self.stream.fileno(), 1)
             os.dup2(self.stream.fileno(), 2)
+
+    def anchor(self, folder: Path) -> None:
+        """Make every file a later rotation creates live in `folder` (a path through the
+        server's held folder descriptor), wherever the cache root's path then points."""
+        self.acquire()  # a rotation in another thread reads the name
+        try:
+            self.baseFilename = os.fspath(folder / os.path.basename(self.baseFilename))
+        finally:
+            self.release()

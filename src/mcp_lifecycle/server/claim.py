@@ -21,6 +21,7 @@ from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import ServerLock, read_pid_file, remove_pid_file, write_pid_file
 from mcp_lifecycle.files.private import ensure_cache_root, open_folder, same_folder, through_fd
 from mcp_lifecycle.files.supervision import remove_record
+from mcp_lifecycle.logs import anchor_output_log
 from mcp_lifecycle.server.name_claim import NameSocket
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class ServerClaim:
         # An older descriptor stays open: another thread may be writing through it right now.
         self._folder_fds.append(fd)
         self.files = ServerPaths(self.paths.server_name, through_fd(fd, self.paths.cache_root))
+        anchor_output_log(self.files.cache_root)
 
     def _follow_cache_root(self) -> None:
         """When the cache root's path no longer names our folder, move to what it names now,
