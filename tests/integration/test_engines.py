@@ -234,3 +234,27 @@ def test_ls_lists_registered_servers(lifecycle: Lifecycle) -> None:
         check=False,
     )
     assert "No servers found" in empty.stdout
+
+
+def test_ls_forgets_a_server_that_never_became_ready(lifecycle: Lifecycle) -> None:
+    """A folder whose every start failed is no server to list; one that ran and was stopped
+    is listed as not running."""
+    state = lifecycle.marks / "state"
+    env = {k: v for k, v in lifecycle.env.items() if k != "MCP_SERVER_CACHE_ROOT"}
+    env["XDG_STATE_HOME"] = str(state)
+    lifecycle.env = env
+
+    def listed() -> dict[str, str]:
+        done = subprocess.run(
+            [TOOL, "ls", "--json"], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return {entry["server"]: entry["condition"] for entry in json.loads(done.stdout)}
+
+    assert lifecycle.run("start", TOY_MODE="crash").code != 0
+    assert (state / "mcp-lifecycle" / "toy" / "toy.lock").exists()
+    assert "toy" not in listed()
+    assert lifecycle.run("start").code == 0
+    assert lifecycle.run("stop").code == 0
+    assert lifecycle.run("start", TOY_MODE="crash").code != 0
+    assert listed() == {"toy": "not running"}

@@ -79,13 +79,15 @@ def test_a_deleted_working_directory_breaks_nothing(lifecycle: Lifecycle, tmp_pa
     doomed = tmp_path / "doomed"
     doomed.mkdir()
     address = str(tmp_path / "notify.sock")
+    config = tmp_path / "toy.yaml"
+    config.write_text("log_level: INFO\n")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(10)
         proc = subprocess.Popen(
             lifecycle.command("start", "--foreground"),
             cwd=doomed,
-            env={**lifecycle.env, "NOTIFY_SOCKET": address},
+            env={**lifecycle.env, "NOTIFY_SOCKET": address, "TOY_CONFIG_FILE": str(config)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -110,6 +112,16 @@ def test_a_deleted_working_directory_breaks_nothing(lifecycle: Lifecycle, tmp_pa
                 assert not gone_too.exists()
             assert wait_for(lambda: lifecycle.snapshot()["reload_attempts"] == 1)
             assert lifecycle.snapshot()["last_reload_error"] is None
+            # A reload that fails (settings that do not parse) still ends on READY=1: systemd
+            # would otherwise wait on RELOADING=1 until its timeout.
+            config.write_text("log_level: [unclosed\n")
+            os.kill(proc.pid, signal.SIGHUP)
+            seen = [sock.recv(100).decode()]
+            while seen[-1] != "READY=1":
+                seen.append(sock.recv(100).decode())
+            assert seen[0] == "RELOADING=1"
+            assert wait_for(lambda: lifecycle.snapshot()["reload_attempts"] == 2)
+            assert lifecycle.snapshot()["last_reload_error"]
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
         finally:

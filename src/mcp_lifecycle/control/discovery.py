@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_lifecycle.control.inspect import Condition
 from mcp_lifecycle.control.status import Status, observe_quietly
 from mcp_lifecycle.errors import ConfigurationError, LifecycleError
 from mcp_lifecycle.files.paths import (
@@ -24,6 +25,7 @@ from mcp_lifecycle.files.paths import (
 )
 from mcp_lifecycle.files.pidfile import lock_is_held
 from mcp_lifecycle.files.registry import Registration, registrations
+from mcp_lifecycle.files.snapshot import load_runtime_health
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.settings.flags import Flags, invocation_flags
 from mcp_lifecycle.settings.loader import SettingsLoader
@@ -122,8 +124,27 @@ def list_servers(root: Path | None = None) -> list[Status]:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
     except OSError:
         folders = []
+    scanned: set[str] = set()
     for folder in folders:
         if server_name_problem(folder.name) is None and (folder / f"{folder.name}.lock").exists():
-            found.setdefault(os.path.realpath(folder), LifecycleFields(folder.name, folder))
-    entries = [observe_quietly(fields) for fields in found.values()]
-    return sorted(entries, key=lambda entry: (entry.server, entry.cache_root))
+            key = os.path.realpath(folder)
+            if key not in found:
+                scanned.add(key)
+                found[key] = LifecycleFields(folder.name, folder)
+    listed = [
+        status
+        for key, fields in found.items()
+        if (status := observe_quietly(fields)).condition != Condition.NOT_RUNNING.value
+        or key not in scanned
+        or _ever_ready(fields)
+    ]
+    return sorted(listed, key=lambda status: (status.server, status.cache_root))
+
+
+def _ever_ready(fields: LifecycleFields) -> bool:
+    """Whether a server in that folder ever became ready: one whose every start failed is
+    not a server to list."""
+    try:
+        return load_runtime_health(ServerPaths.for_settings(fields).snapshot).ready_at is not None
+    except (OSError, LifecycleError):
+        return False

@@ -59,6 +59,9 @@ class RuntimeHealthSnapshot:
     updated_monotonic: float | None = None
     state: str | None = None
     started_at: str | None = None
+    # When a server in this folder last became ready (kept by the next, until it does too):
+    # `ls` forgets a folder whose servers never did.
+    ready_at: str | None = None
     last_reload_at: str | None = None
     # Every SIGHUP counts, applied or not, so `reload` can tell when its own one was handled.
     reload_attempts: int = 0
@@ -102,6 +105,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "boot_id": (str,),
     "state": (str,),
     "started_at": (str,),
+    "ready_at": (str,),
     "last_reload_at": (str,),
     "reload_attempts": (int,),
     "last_reload_error": (str,),
