@@ -298,11 +298,12 @@ def test_server_ignoring_sigterm_is_killed_after_the_timeout(lifecycle: Lifecycl
     lifecycle.set_env(TOY_MODE="ignore_term")
     assert lifecycle.run("start").code == 0
     pid = lifecycle.pid()
-    began = time.monotonic()
     result = lifecycle.run("stop", "--timeout", "1", "--json")
-    assert time.monotonic() - began < 1 + 3
     assert result.code == 0, result.err
     assert result.json()["forced"] is True
+    # The stop's own clock, from its SIGTERM to the process gone: the 1 s asked for, not the
+    # default 10 s (the CLI's start-up before it, slow on a loaded machine, is not counted).
+    assert 1 <= result.json()["seconds"] < 1 + 3
     assert gone(pid)
     assert not lifecycle.pid_file.exists()
     assert lifecycle.run("status").code == 2
@@ -346,7 +347,7 @@ def test_server_never_ready_times_out_and_is_stopped(lifecycle: Lifecycle) -> No
     lifecycle.set_env(TOY_MODE="never_ready")
     began = time.monotonic()
     result = lifecycle.run("start", "--timeout", "1")
-    assert time.monotonic() - began < 1 + 5
+    assert time.monotonic() - began < 1 + 14  # not the default 30 s; slack for a loaded machine
     assert result.code == 7
     assert "not ready within 1s" in result.err
     assert not lifecycle.pid_file.exists()
