@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from typing import TYPE_CHECKING, Any
 
 from mcp_lifecycle import MCPServerCLIFactory
 from mcp_lifecycle.transports.http_server import streamable_http_handler
+
+if TYPE_CHECKING:  # the SDK is imported when the server is built, not for every CLI call
+    from mcp.server.mcpserver import MCPServer
 
 
 @asynccontextmanager
@@ -19,6 +20,8 @@ async def lifespan(server: MCPServer[Any]) -> AsyncIterator[None]:
 
 
 def build() -> MCPServer[Any]:
+    from mcp.server.mcpserver import MCPServer
+
     return MCPServer("bad-lifespan", lifespan=lifespan)
 
 

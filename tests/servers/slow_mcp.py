@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from typing import TYPE_CHECKING, Any
 
 from mcp_lifecycle import MCPServerCLIFactory
 from mcp_lifecycle.transports.http_server import streamable_http_handler
 
+if TYPE_CHECKING:  # the SDK is imported when the server is built, not for every CLI call
+    from mcp.server.mcpserver import MCPServer
+
 
 def build() -> MCPServer[Any]:
+    from mcp.server.mcpserver import MCPServer
+
     server: MCPServer[Any] = MCPServer("slow")
 
     @server.tool()

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from mcp_lifecycle import MCPServerCLIFactory, notify_ready
 from mcp_lifecycle.errors import ConfigurationError
 from mcp_lifecycle.server.runtime import current_runtime
@@ -132,13 +130,10 @@ def _ok() -> bool:
 if os.environ.get("TOY_FAILING_PROBE"):
     factory.add_probe("disk", lambda: "disk is full")
 
+# By import string, as the README advises: Typer, which the command's option needs, is then
+# loaded only when Typer runs the command line, never for a plain `status`.
+factory.add_command("toy_commands:show_port", "show-port")
 app = factory.create_app()
-
-
-@app.command("show-port")
-def show_port(port: int = typer.Option(0, "--port", help="An option of its own.")) -> None:
-    """An author's command with its own --port: it keeps it; the global one is the setting."""
-    typer.echo(f"own {port}, setting {factory.load_settings().port}")
 
 
 if __name__ == "__main__":
