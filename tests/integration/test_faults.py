@@ -333,7 +333,12 @@ def test_cache_root_deleted_while_running(lifecycle: Lifecycle) -> None:
 def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle) -> None:
     lifecycle.script = TESTS / "servers" / "slow_mcp.py"
     mark = lifecycle.marks / "in-flight"
-    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()), SLOW_MARK=str(mark))
+    # The server drains for at most half its stop timeout: 7.5 s, room for the 3 s call.
+    lifecycle.set_env(
+        MCP_SERVER_PORT=str(free_port()),
+        SLOW_MARK=str(mark),
+        MCP_SERVER_STOP_TIMEOUT_SECONDS="15",
+    )
     started = lifecycle.run("start", "--json")
     assert started.code == 0, started.err
     url = started.json()["url"]

@@ -132,7 +132,9 @@ if os.environ.get("TOY_FAILING_PROBE"):
 
 # By import string, as the README advises: Typer, which the command's option needs, is then
 # loaded only when Typer runs the command line, never for a plain `status`.
-factory.add_command("toy_commands:show_port", "show-port")
+factory.add_command(
+    f"{__package__ + '.' if __package__ else ''}toy_commands:show_port", "show-port"
+)
 app = factory.create_app()
 
 
