@@ -107,6 +107,9 @@ def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
         ("http_path: mcp\n", "must start with '/'"),
         ("port: 1\nhost: [\n", "settings/srv.yaml line 3: not valid YAML"),
         ("- 1\n- 2\n", "must hold `setting: value` lines, not a list"),
+        ("port: *nope\n", "found undefined alias 'nope'"),  # PyYAML's words, not libyaml's
+        ("port: " + "[" * 10_000, "settings/srv.yaml: nested too deeply to read"),
+        ("".join(f"{'  ' * i}k{i}:\n" for i in range(3000)), "nested too deeply to read"),
     ],
 )
 def test_bad_values_name_field_value_and_source(in_tmp: Path, yaml_text: str, message: str) -> None:

@@ -262,35 +262,41 @@ class _YamlMarks:
 def _load_yaml(path: Path, text: str) -> tuple[Any, _Marks]:
     import yaml
 
-    loader = None
+    from mcp_lifecycle.files.yaml_text import TooDeep, compose_document
+
     try:
-        loader = _yaml_loader()(text)
-        node = loader.get_single_node()
-        document = loader.construct_document(node) if node is not None else None
-    except RecursionError:
+        node, document = compose_document(text, _yaml_loader)
+    except TooDeep:
         raise _too_deep(path) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
-            line = text.count("\n", 0, exc.position) + 1
-        where = f"{path} line {line}" if line else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigurationError(
-            f"{where}: not valid YAML or JSON ({problem})", hint="fix the syntax there"
-        ) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+        raise _not_yaml(path, text, exc) from None
     return document, _YamlMarks(node)
 
 
+def _not_yaml(path: Path, text: str, exc: Exception) -> ConfigurationError:
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+    where = f"{path} line {line}" if line else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigurationError(
+        f"{where}: not valid YAML or JSON ({problem})", hint="fix the syntax there"
+    )
+
+
 @functools.cache
-def _yaml_loader() -> type[Any]:
+def _yaml_loader(fast: bool) -> type[Any]:
     import yaml
     from yaml.constructor import ConstructorError
 
-    class Loader(yaml.SafeLoader):
+    from mcp_lifecycle.files.yaml_text import safe_loader
+
+    base = safe_loader(fast)
+
+    class Loader(base):  # type: ignore[valid-type,misc]
         """SafeLoader, but a key is the text written (`on:` names a server `on`, not True, and
         `1.10:` one `1.10`), and a value Python cannot hold (`2024-02-30`, a number of 5000
         digits) is a YAMLError with its place, not a ValueError."""

@@ -71,9 +71,14 @@ class YamlFile:
             return cls(path, {}, {})
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read {path}: {exc}") from None
+        from mcp_lifecycle.files.yaml_text import TooDeep, compose_document, safe_loader
+
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            values = yaml.safe_load(text)
+            node, values = compose_document(text, safe_loader)
+        except TooDeep:
+            raise ConfigurationError(
+                f"{path}: nested too deeply to read", hint="a settings file is flat: `key: value`"
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
