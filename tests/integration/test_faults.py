@@ -11,8 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urljoin
 
 import anyio
 import psutil
@@ -373,6 +376,10 @@ def test_a_call_in_flight_completes_before_the_server_exits(lifecycle: Lifecycle
     except BaseException as exc:
         refused.append(exc)
     assert refused, "a new session was accepted while the server drained"
+    # A load balancer asking the draining server is told to send nothing more.
+    with pytest.raises(urllib.error.HTTPError) as not_ready:
+        urllib.request.urlopen(urljoin(url, "/readyz"), timeout=5)
+    assert not_ready.value.code == 503
     out, _ = stopping.communicate(timeout=30)
     caller.join(timeout=20)
     assert not errors, errors

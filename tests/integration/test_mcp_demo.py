@@ -152,3 +152,17 @@ def test_http_handler_needs_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     settings = load_settings(MCPServerSettings, "noport", {"cache_root": tmp_path / "c"})
     with pytest.raises(ConfigurationError, match="needs a port"):
         ServerRuntime(settings, streamable_http_handler(build_server)).run()
+
+
+def test_call_uses_this_invocations_global_flags(demo: Lifecycle) -> None:
+    """A server started with `--port P` (no variable) is reached by `call` given the same flag,
+    before or after the command: the command reads this invocation's settings."""
+    port = demo.env.pop("MCP_SERVER_PORT")
+    assert demo.run("--port", port, "start").code == 0
+    try:
+        for args in (("--port", port, "call"), ("call", "--port", port)):
+            called = demo.run(*args, "add", '{"a": 2, "b": 3}')
+            assert called.code == 0, called.err
+            assert called.out.strip() == "5.0"
+    finally:
+        assert demo.run("--port", port, "stop").code == 0
