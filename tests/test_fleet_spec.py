@@ -667,6 +667,8 @@ def test_unsafe_name_json(tmp_path: Path) -> None:
         ("servers:\n  a:\n    command: [x]\n    ? [k]\n    : v\n", 4, "must be a name"),
         ("servers: {}\n---\nservers: {}\n", 2, "another document"),
         ("servers:\n  a:\n\n    command: [x\x00]\n", 4, "unacceptable character"),
+        # libyaml refuses it; PyYAML's parser, asked to explain, fails worse (a ValueError).
+        ('servers:\n  a:\n    command: "\\U00110000"\n', 3, "escape"),
     ],
 )
 def test_broken_yaml(tmp_path: Path, text: str, line: int, problem: str) -> None:

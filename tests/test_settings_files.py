@@ -108,6 +108,8 @@ def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
         ("port: 1\nhost: [\n", "settings/srv.yaml line 3: not valid YAML"),
         ("- 1\n- 2\n", "must hold `setting: value` lines, not a list"),
         ("port: *nope\n", "found undefined alias 'nope'"),  # PyYAML's words, not libyaml's
+        ("log_level: 2024-02-30\n", "settings/srv.yaml line 1: not valid YAML (day is out"),
+        ('log_level: "\\U00110000"\n', "settings/srv.yaml line 1: not valid YAML"),
         ("port: " + "[" * 10_000, "settings/srv.yaml: nested too deeply to read"),
         ("".join(f"{'  ' * i}k{i}:\n" for i in range(3000)), "nested too deeply to read"),
     ],

@@ -135,3 +135,29 @@ def test_notify_ready_calls_the_runtime() -> None:
     finally:
         set_current(None)
     assert calls == [1, 1]
+
+
+def test_the_server_log_rotates_in_the_held_folder_until_it_is_released(tmp_path: Path) -> None:
+    """While the server holds its cache root, its log's rotations go through the folder's
+    descriptor; once it lets go, through the path again (the descriptor's number may be
+    reused for another folder)."""
+    from mcp_lifecycle.files.log_files import OutputLogHandler
+    from mcp_lifecycle.files.paths import ServerPaths
+    from mcp_lifecycle.files.private import ensure_cache_root
+    from mcp_lifecycle.server.claim import ServerClaim
+
+    cache = tmp_path / "cache"
+    ensure_cache_root(cache)
+    configure_logging("INFO", output_log=cache / "t.log")
+    try:
+        (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, OutputLogHandler)]
+        claim = ServerClaim(ServerPaths("t", cache))
+        claim.take()
+        try:
+            assert handler.baseFilename.startswith("/proc/self/fd/")
+            assert os.path.samefile(os.path.dirname(handler.baseFilename), cache)
+        finally:
+            claim.release()
+        assert handler.baseFilename == str(cache / "t.log")
+    finally:
+        configure_logging("WARNING")

@@ -48,7 +48,8 @@ _turns = itertools.count(os.getpid())
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now and that no other test of this run is given."""
+    """A TCP port on 127.0.0.1 that is free now, from this pytest-xdist worker's own slice
+    (up to 12 workers; more share slices), so other workers of the run are not given it."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     index = int(worker) % _WORKER_SLICES if worker.isdigit() else 0
     first = _PORTS_FROM + index * _PORTS_PER_WORKER

@@ -254,6 +254,12 @@ def test_ls_forgets_a_server_that_never_became_ready(lifecycle: Lifecycle) -> No
     assert lifecycle.run("start", TOY_MODE="crash").code != 0
     assert (state / "mcp-lifecycle" / "toy" / "toy.lock").exists()
     assert "toy" not in listed()
+    # A snapshot written by an older version has no `ready_at`: it says nothing either way.
+    snapshot = state / "mcp-lifecycle" / "toy" / "runtime_health.json"
+    older = json.loads(snapshot.read_text())
+    del older["ready_at"]
+    snapshot.write_text(json.dumps(older))
+    assert listed() == {"toy": "not running"}
     assert lifecycle.run("start").code == 0
     assert lifecycle.run("stop").code == 0
     assert lifecycle.run("start", TOY_MODE="crash").code != 0

@@ -25,7 +25,7 @@ from mcp_lifecycle.files.paths import (
 )
 from mcp_lifecycle.files.pidfile import lock_is_held
 from mcp_lifecycle.files.registry import Registration, registrations
-from mcp_lifecycle.files.snapshot import load_runtime_health
+from mcp_lifecycle.files.snapshot import never_ready
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.settings.flags import Flags, invocation_flags
 from mcp_lifecycle.settings.loader import SettingsLoader
@@ -136,15 +136,6 @@ def list_servers(root: Path | None = None) -> list[Status]:
         for key, fields in found.items()
         if (status := observe_quietly(fields)).condition != Condition.NOT_RUNNING.value
         or key not in scanned
-        or _ever_ready(fields)
+        or not never_ready(ServerPaths.for_settings(fields).snapshot)
     ]
     return sorted(listed, key=lambda status: (status.server, status.cache_root))
-
-
-def _ever_ready(fields: LifecycleFields) -> bool:
-    """Whether a server in that folder ever became ready: one whose every start failed is
-    not a server to list."""
-    try:
-        return load_runtime_health(ServerPaths.for_settings(fields).snapshot).ready_at is not None
-    except (OSError, LifecycleError):
-        return False

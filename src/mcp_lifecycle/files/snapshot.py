@@ -131,6 +131,18 @@ def _type_ok(value: Any, default: Any, name: str) -> bool:
     return isinstance(value, allowed)
 
 
+def never_ready(path: Path) -> bool:
+    """Whether the snapshot at `path` says that no server of that folder ever became ready:
+    written by a server that records `ready_at` (an older one's snapshot, which lacks the
+    field, says nothing either way)."""
+    try:
+        data = read_no_follow(Path(path), _MAX_SNAPSHOT_BYTES + 1)
+        parsed = json.loads(data) if data else None
+    except (OSError, InsecurePathError, ValueError):
+        return False
+    return isinstance(parsed, dict) and "ready_at" in parsed and parsed["ready_at"] is None
+
+
 def load_runtime_health(path: Path) -> RuntimeHealthSnapshot:
     """The snapshot at `path`; an empty one (and a warning) if it is missing or unreadable.
 

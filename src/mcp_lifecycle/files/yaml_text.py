@@ -9,8 +9,12 @@ fails, PyYAML's own parser reads it again to say what is wrong: libyaml says les
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
+
+# A failed file up to this size is read again by PyYAML's parser, for its clearer message.
+_EXPLAINED_UP_TO = 256 * 1024
 
 
 class TooDeep(Exception):
@@ -30,18 +34,35 @@ def compose_document(text: str, loader_class: Callable[[bool], type[Any]]) -> tu
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(getattr(exc, "problem", "")):
             raise TooDeep from None
+        if len(text) > _EXPLAINED_UP_TO:
+            raise  # PyYAML's parser would take seconds on it: libyaml's word, then
         try:
             _compose(loader_class(False), text)  # raises the clearer YAMLError
-        except RecursionError:
-            raise TooDeep from None
+        except yaml.YAMLError:
+            raise
+        except Exception:  # noqa: BLE001 - PyYAML fails worse (ValueError, RecursionError)
+            raise exc from None
         raise  # only libyaml refused it: its word, then
 
 
+@functools.cache
 def safe_loader(fast: bool) -> type[Any]:
-    """PyYAML's safe loader, on libyaml when `fast` and PyYAML has it."""
+    """PyYAML's safe loader (on libyaml when `fast` and PyYAML has it), except that a value
+    Python cannot hold (`2024-02-30`, a number of 5000 digits) is a YAMLError with its place,
+    not a ValueError."""
     import yaml
+    from yaml.constructor import ConstructorError
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
+
+    class Loader(base):  # type: ignore[valid-type,misc]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as exc:
+                raise ConstructorError(None, None, str(exc), node.start_mark) from None
+
+    return Loader
 
 
 def _compose(loader_class: type[Any], text: str) -> tuple[Any, Any]:

@@ -297,15 +297,8 @@ def _yaml_loader(fast: bool) -> type[Any]:
     base = safe_loader(fast)
 
     class Loader(base):  # type: ignore[valid-type,misc]
-        """SafeLoader, but a key is the text written (`on:` names a server `on`, not True, and
-        `1.10:` one `1.10`), and a value Python cannot hold (`2024-02-30`, a number of 5000
-        digits) is a YAMLError with its place, not a ValueError."""
-
-        def construct_object(self, node: Any, deep: bool = False) -> Any:
-            try:
-                return super().construct_object(node, deep)
-            except (ValueError, OverflowError) as exc:
-                raise ConstructorError(None, None, str(exc), node.start_mark) from None
+        """The safe loader, but a key is the text written (`on:` names a server `on`, not
+        True, and `1.10:` one `1.10`)."""
 
         def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
             if not isinstance(node, yaml.MappingNode):

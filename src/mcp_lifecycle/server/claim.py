@@ -96,6 +96,10 @@ class ServerClaim:
             for lock in (self._lock, *self._restored_locks):
                 lock.release()
             fds, self._folder_fds = self._folder_fds, []
+            if fds:
+                # Lines logged after this (the last ones, a user's threads) must not rotate
+                # through a descriptor number the process may soon reuse for another folder.
+                anchor_output_log(self.paths.cache_root)
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
