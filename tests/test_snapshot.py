@@ -19,7 +19,7 @@ from mcp_lifecycle import (
     load_runtime_health,
     write_runtime_health,
 )
-from mcp_lifecycle.files.snapshot import update_runtime_health
+from mcp_lifecycle.files.snapshot import never_ready, update_runtime_health
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -162,3 +162,30 @@ def test_age_on_the_wall_clock_for_another_boot() -> None:
     naive_age = get_snapshot_age_seconds(naive)
     assert naive_age is not None
     assert abs(naive_age) < 2
+
+
+@pytest.mark.parametrize(
+    ("content", "never"),
+    [
+        (None, False),  # no snapshot
+        (b"{not json", False),
+        (b"[]", False),
+        (b'{"state": "stopped"}', False),  # an older version's: no ready_at, says nothing
+        (b'{"state": "failed", "ready_at": null}', True),
+        (b'{"state": "stopped", "ready_at": "2026-11-27T15:00:00+00:00"}', False),
+    ],
+)
+def test_never_ready_only_when_the_snapshot_says_so(
+    tmp_path: Path, content: bytes | None, never: bool
+) -> None:
+    path = tmp_path / "runtime_health.json"
+    if content is not None:
+        path.write_bytes(content)
+    assert never_ready(path) is never
+
+
+def test_never_ready_does_not_follow_a_planted_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"ready_at": null}')
+    (tmp_path / "runtime_health.json").symlink_to(target)
+    assert never_ready(tmp_path / "runtime_health.json") is False
