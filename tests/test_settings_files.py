@@ -108,6 +108,7 @@ def test_highest_present_layer_wins(layers: dict[str, int]) -> None:
         ("port: 1\nhost: [\n", "settings/srv.yaml line 3: not valid YAML"),
         ("- 1\n- 2\n", "must hold `setting: value` lines, not a list"),
         ("port: *nope\n", "found undefined alias 'nope'"),  # PyYAML's words, not libyaml's
+        ("port: 1\nhost: a\x07\n", "settings/srv.yaml line 2: not valid YAML"),  # a bad character
         ("log_level: 2024-02-30\n", "settings/srv.yaml line 1: not valid YAML (day is out"),
         ('log_level: "\\U00110000"\n', "settings/srv.yaml line 1: not valid YAML"),
         ("port: " + "[" * 10_000, "settings/srv.yaml: nested too deeply to read"),

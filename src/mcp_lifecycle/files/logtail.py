@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 65536
+# A look at the backups while a writer rotates them is taken again, this often, this far apart.
+_LOOKS = 100
+_BETWEEN_LOOKS = 0.001
 
 
 def last_lines(path: Path, count: int) -> list[str]:
@@ -90,10 +93,6 @@ def _read_rotated_between(path: Path, newer: int, older: BinaryIO) -> bytes:
         if complete and reached and _backups(path) == before:
             break
     return data
-
-
-_LOOKS = 100
-_BETWEEN_LOOKS = 0.001
 
 
 def _backups(path: Path) -> list[tuple[Path, int]]:

@@ -45,6 +45,17 @@ def compose_document(text: str, loader_class: Callable[[bool], type[Any]]) -> tu
         raise  # only libyaml refused it: its word, then
 
 
+def where_and_what(exc: Exception, text: str) -> tuple[int | None, str]:
+    """The line (1-based, if known) and the problem a YAMLError of `text` names."""
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+    return line, getattr(exc, "problem", None) or str(exc).splitlines()[0]
+
+
 @functools.cache
 def safe_loader(fast: bool) -> type[Any]:
     """PyYAML's safe loader (on libyaml when `fast` and PyYAML has it), except that a value

@@ -274,14 +274,10 @@ def _load_yaml(path: Path, text: str) -> tuple[Any, _Marks]:
 
 
 def _not_yaml(path: Path, text: str, exc: Exception) -> ConfigurationError:
-    import yaml
+    from mcp_lifecycle.files.yaml_text import where_and_what
 
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
-        line = text.count("\n", 0, exc.position) + 1
+    line, problem = where_and_what(exc, text)
     where = f"{path} line {line}" if line else str(path)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return ConfigurationError(
         f"{where}: not valid YAML or JSON ({problem})", hint="fix the syntax there"
     )

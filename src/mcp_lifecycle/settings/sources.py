@@ -71,7 +71,12 @@ class YamlFile:
             return cls(path, {}, {})
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read {path}: {exc}") from None
-        from mcp_lifecycle.files.yaml_text import TooDeep, compose_document, safe_loader
+        from mcp_lifecycle.files.yaml_text import (
+            TooDeep,
+            compose_document,
+            safe_loader,
+            where_and_what,
+        )
 
         try:
             node, values = compose_document(text, safe_loader)
@@ -80,9 +85,8 @@ class YamlFile:
                 f"{path}: nested too deeply to read", hint="a settings file is flat: `key: value`"
             ) from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            line, problem = where_and_what(exc, text)
+            where = f"{path} line {line}" if line else str(path)
             raise ConfigurationError(
                 f"{where}: not valid YAML ({problem})", hint="fix the YAML syntax there"
             ) from None
