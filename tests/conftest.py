@@ -49,13 +49,26 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
-def kill_processes_with_token(token: str) -> list[int]:
+def describe(procs: list[psutil.Process]) -> str:
+    """Who a leaked process is (its parent and command), for the failure message."""
+    lines = []
+    for proc in procs:
+        try:
+            lines.append(f"{proc.pid} (parent {proc.ppid()}, {proc.status()}): {proc.cmdline()}")
+        except psutil.Error:
+            lines.append(f"{proc.pid} (gone)")
+    return "; ".join(lines)
+
+
+def kill_processes_with_token(token: str) -> list[str]:
+    """SIGKILL what a test left running, and say who it was."""
     procs = [p for p in processes_with_token(token) if _running(p)]
+    who = describe(procs)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(procs, timeout=5)
-    return [p.pid for p in procs]
+    return [who] if procs else []
 
 
 @dataclass

@@ -13,6 +13,7 @@ from mcp_lifecycle.control.stop import StopResult
 from mcp_lifecycle.errors import (
     AlreadyRunning,
     ConfigurationError,
+    Interrupted,
     LifecycleError,
     NotRunning,
     StalePid,
@@ -38,7 +39,19 @@ class Outcome:
 
 
 def up(members: list[Member], timeout: float | None) -> list[Outcome]:
-    return _each(members, lambda member, cancelled: _up(member, timeout, cancelled))
+    """Start every member; on Ctrl-C, take back all this `up` started, the servers already
+    ready included, so an interrupted `up` leaves the fleet as it found it."""
+
+    def take_back(finished: list[Outcome]) -> None:
+        started = [o.member for o in finished if isinstance(o.done, StartResult)]
+        if started:
+            _each(started, lambda member, _: _down(member, timeout))
+        names = ", ".join(member.name for member in started)
+        raise Interrupted(
+            "interrupted; stopped what this `up` had started" + (f" ({names})" if names else "")
+        )
+
+    return _each(members, lambda member, cancelled: _up(member, timeout, cancelled), take_back)
 
 
 def down(members: list[Member], timeout: float | None) -> list[Outcome]:
@@ -104,10 +117,13 @@ def _down(member: Member, timeout: float | None) -> Outcome:
 
 
 def _each(
-    members: list[Member], act: Callable[[Member, Callable[[], bool]], Outcome]
+    members: list[Member],
+    act: Callable[[Member, Callable[[], bool]], Outcome],
+    interrupted: Callable[[list[Outcome]], None] | None = None,
 ) -> list[Outcome]:
     """`act` on every member at once; every outcome is kept, whatever one of them raised. On
-    Ctrl-C the waits are cancelled (what they started is taken back) before it goes on."""
+    Ctrl-C the waits are cancelled (what they started is taken back), then `interrupted` gets
+    the outcomes that had come before it (the KeyboardInterrupt goes on if it returns)."""
     cancel = threading.Event()
 
     def guarded(member: Member) -> Outcome:
@@ -121,11 +137,16 @@ def _each(
             return Outcome(member, error=LifecycleError(f"{type(error).__name__}: {error}"))
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(members), 32)))
+    futures = []
     try:
-        futures = [pool.submit(guarded, member) for member in members]
+        for member in members:
+            futures.append(pool.submit(guarded, member))
         return [future.result() for future in futures]
     except KeyboardInterrupt:
         cancel.set()
+        pool.shutdown(wait=True)
+        if interrupted is not None:
+            interrupted([f.result() for f in futures if f.done() and not f.cancelled()])
         raise
     finally:
         pool.shutdown(wait=True)
