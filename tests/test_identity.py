@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -38,24 +37,24 @@ def test_mismatch_reasons() -> None:
     me = current_identity()
     assert mismatch_reason(me.pid, me) is None
     assert mismatch_reason(me.pid, None) == "no server holds the lock for it"
-    assert "held by PID" in (mismatch_reason(me.pid, dataclasses.replace(me, pid=1)) or "")
+    assert "held by PID" in (mismatch_reason(me.pid, me._replace(pid=1)) or "")
     assert me.start_ticks is not None
-    reused = dataclasses.replace(me, start_ticks=me.start_ticks - 1)
+    reused = me._replace(start_ticks=me.start_ticks - 1)
     assert "reused" in (mismatch_reason(me.pid, reused) or "")
     # Without start ticks (no /proc), the start time decides, to a tolerance.
-    no_ticks = dataclasses.replace(me, start_ticks=None)
+    no_ticks = me._replace(start_ticks=None)
     assert mismatch_reason(me.pid, no_ticks) is None
-    old = dataclasses.replace(no_ticks, create_time=me.create_time - 100)
+    old = no_ticks._replace(create_time=me.create_time - 100)
     assert "reused" in (mismatch_reason(me.pid, old) or "")
     # A wall-clock step moves create_time, but the start ticks still prove identity.
-    stepped = dataclasses.replace(me, create_time=me.create_time + 5)
+    stepped = me._replace(create_time=me.create_time + 5)
     assert mismatch_reason(me.pid, stepped) is None
-    rebooted = dataclasses.replace(me, boot_id="another-boot")
+    rebooted = me._replace(boot_id="another-boot")
     if boot_id() is not None:
         assert "earlier boot" in (mismatch_reason(me.pid, rebooted) or "")
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    gone = dataclasses.replace(me, pid=proc.pid)
+    gone = me._replace(pid=proc.pid)
     assert mismatch_reason(proc.pid, gone) == "the process is gone"
 
 
@@ -64,7 +63,7 @@ def test_foreign_uid_is_not_ours() -> None:
     # PID 1 runs as root here; pretend we recorded it to check the uid rule in isolation.
     if os.getuid() == 0:
         return
-    init = dataclasses.replace(me, pid=1)
+    init = me._replace(pid=1)
     assert mismatch_reason(1, init) is not None
 
 
@@ -142,7 +141,7 @@ def test_identity_from_proc_alone_agrees_with_psutil() -> None:
     try:
         seen, known = _from_proc(proc.pid), identity_of(proc.pid)
         assert isinstance(seen, type(known))
-        assert dataclasses.replace(seen, create_time=0) == dataclasses.replace(known, create_time=0)
+        assert seen._replace(create_time=0) == known._replace(create_time=0)
         assert abs(seen.create_time - known.create_time) < 0.05
         assert mismatch_reason(proc.pid, known) is None
         assert mismatch_reason(proc.pid, seen) is None
@@ -202,7 +201,7 @@ def test_without_proc_liveness_comes_from_psutil(monkeypatch: pytest.MonkeyPatch
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         assert not identity.is_process_alive(proc.pid)  # a zombie
         me = identity.current_identity()
-        gone = dataclasses.replace(me, pid=proc.pid)
+        gone = me._replace(pid=proc.pid)
         assert identity.mismatch_reason(proc.pid, gone) == "the process is gone"
     finally:
         proc.wait()

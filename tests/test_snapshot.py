@@ -29,8 +29,7 @@ json_values = st.recursive(
     max_leaves=10,
 )
 snapshot_like = st.dictionaries(
-    st.sampled_from([f.name for f in RuntimeHealthSnapshot.__dataclass_fields__.values()])
-    | st.text(max_size=5),
+    st.sampled_from(RuntimeHealthSnapshot._FIELDS) | st.text(max_size=5),
     json_values,
     max_size=12,
 )
@@ -67,6 +66,30 @@ def test_round_trip(tmp_path: Path) -> None:
     write_runtime_health(path, snapshot)
     assert load_runtime_health(path) == snapshot
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_snapshot_behaves_as_the_dataclass_it_was() -> None:
+    # Constructed by keyword or position, compared by value, printed with its fields, and its
+    # dicts copied out by as_dict: what code written against the dataclass relied on.
+    one = RuntimeHealthSnapshot(5, state="ready", probe={"ok": True})
+    assert one == RuntimeHealthSnapshot(orchestrator_pid=5, state="ready", probe={"ok": True})
+    assert one != RuntimeHealthSnapshot(orchestrator_pid=5, state="stopped")
+    assert one != {"orchestrator_pid": 5}
+    assert "state='ready'" in repr(one)
+    assert repr(one).startswith("RuntimeHealthSnapshot(")
+    data = one.as_dict()
+    assert list(data) == list(RuntimeHealthSnapshot._FIELDS)
+    data["probe"]["ok"] = False
+    data["lifecycle_state"]["state"] = "changed"
+    assert one.probe == {"ok": True}
+    assert one.lifecycle_state == {}
+    assert RuntimeHealthSnapshot().lifecycle_state is not RuntimeHealthSnapshot().lifecycle_state
+    with pytest.raises(TypeError):
+        hash(one)
+    with pytest.raises(TypeError):
+        RuntimeHealthSnapshot(no_such_field=1)  # type: ignore[call-arg]
+    with pytest.raises(AttributeError):
+        one.no_such_field = 1  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mcp_lifecycle.settings.flags import Flags
 
@@ -73,8 +73,7 @@ def to_env(
     return env
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """What the server said: ready, or failed with an exit code, a message and a hint. A
     server that died without a word failed with no code."""
 
@@ -120,8 +119,7 @@ def _parse(line: str) -> Answer:
 # -- the server's end --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Handed:
+class Handed(NamedTuple):
     """What a starter handed to this process: nothing of it for a plain `start --foreground`."""
 
     flags: Flags

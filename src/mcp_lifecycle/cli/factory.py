@@ -54,7 +54,7 @@ class MCPServerCLIFactory:
         self.loader = SettingsLoader(
             server_name, settings, env_prefix=env_prefix, config_file=config_file
         )
-        self.hooks = ServerHooks(start_handler, stop_handler, reload_handler, server_version)
+        self.hooks = ServerHooks(start_handler, stop_handler, reload_handler, server_version, {})
         self._lazy_commands: list[tuple[str, str | None, dict[str, Any]]] = []
         self._apps: list[LifecycleApp] = []
 

@@ -11,7 +11,6 @@ option, a value Typer would refuse, `--`, a server name that is not safe) is not
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,16 +40,16 @@ _COMMAND_OPTIONS = {
 }
 
 
-@dataclass
 class _Line:
     """A hot command line, read."""
 
-    command: str | None = None
-    sets: list[tuple[str, str]] = field(default_factory=list)  # --set, in order
-    named: dict[str, tuple[Any, str]] = field(default_factory=dict)  # setting: (value, flag)
-    level: str | None = None
-    verbose: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.command: str | None = None
+        self.sets: list[tuple[str, str]] = []  # --set, in order
+        self.named: dict[str, tuple[Any, str]] = {}  # setting: (value, flag)
+        self.level: str | None = None
+        self.verbose = False
+        self.options: dict[str, Any] = {}
 
     @property
     def flags(self) -> Flags:

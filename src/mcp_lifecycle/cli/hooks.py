@@ -5,8 +5,7 @@ No Typer here: the factory holds these, and the hot path runs without Typer."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from mcp_lifecycle.settings.model import MCPServerSettings
@@ -14,15 +13,14 @@ if TYPE_CHECKING:
 Probe = Callable[[], "bool | str | None"]
 
 
-@dataclass
-class ServerHooks:
+class ServerHooks(NamedTuple):
     """The author's code the commands call."""
 
-    start_handler: Callable[[], None] | None = None
-    stop_handler: Callable[[int], None] | None = None
-    reload_handler: Callable[[MCPServerSettings], None] | None = None
-    server_version: str | None = None
-    probes: dict[str, Probe] = field(default_factory=dict)
+    start_handler: Callable[[], None] | None
+    stop_handler: Callable[[int], None] | None
+    reload_handler: Callable[[MCPServerSettings], None] | None
+    server_version: str | None
+    probes: dict[str, Probe]  # filled by `add_probe`
 
 
 def _start_subcommand(ctx: Any) -> list[str]:

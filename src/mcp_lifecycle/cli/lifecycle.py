@@ -1,6 +1,5 @@
 """start, stop, restart, reload: parse, call one domain function, render the result."""
 
-import dataclasses
 import logging
 import os
 import sys
@@ -150,7 +149,7 @@ class LifecycleCommands(Commands):
             split_if_pid_1(this_cli(sys.argv[1:]))
         handed = handoff.take_from_environ()
         if watch is not None:
-            handed = dataclasses.replace(handed, watch=watch)
+            handed = handed._replace(watch=watch)
         flags = handed.flags.merged(flags)
         run_foreground(
             lambda: self.loader.load(flags),

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mcp_lifecycle.control.inspect import Condition
 from mcp_lifecycle.control.status import Status, observe_quietly
@@ -53,8 +53,7 @@ def find_running(server_name: str, cache_root: Path | None = None) -> Registrati
     return alive[0] if alive else None
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     """The settings of the server a command acts on, and what the user should hear about how
     it was found (None: by its settings, as usual)."""
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from mcp_lifecycle.errors import CorruptFile, LifecycleError
 from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mismatch_reason
@@ -31,8 +31,7 @@ class Condition(Enum):
     UNVERIFIED = "unverified"  # the lock is held, but its holder cannot be proven ours
 
 
-@dataclass(frozen=True)
-class ServerState:
+class ServerState(NamedTuple):
     condition: Condition
     pid: int | None = None
     identity: ProcessIdentity | None = None

@@ -8,9 +8,8 @@ snapshot: running, ours, and vouched for by a heartbeat within the TTL.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
 from mcp_lifecycle.errors import LifecycleError
@@ -30,8 +29,7 @@ from mcp_lifecycle.settings.fields import LifecycleFields
 UNREADABLE = "error"
 
 
-@dataclass
-class Status:
+class Status(NamedTuple):
     server: str
     condition: str
     pid: int | None
@@ -71,15 +69,14 @@ class Status:
         return ExitCode.SUCCESS if self.snapshot_fresh else ExitCode.HEALTH_CHECK_FAILED
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["running"] = self.running
         if data["snapshot_age_seconds"] is not None:
             data["snapshot_age_seconds"] = round(data["snapshot_age_seconds"], 3)
         return data
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     status: Status
     snapshot: RuntimeHealthSnapshot  # this server's (empty when it has none yet)
     state: ServerState
@@ -129,11 +126,14 @@ def observe(fields: LifecycleFields) -> Observed:
         uptime_seconds=_uptime(snapshot) if state.running else None,
     )
     if supervision is not None:
-        status.supervisor_pid = supervision.supervisor_pid if state.running else None
-        status.restarts = supervision.restarts
-        status.last_exit = supervision.last_exit
-        if not state.running and supervision.reason:
-            status.reason = supervision.reason
+        status = status._replace(
+            supervisor_pid=supervision.supervisor_pid if state.running else None,
+            restarts=supervision.restarts,
+            last_exit=supervision.last_exit,
+            reason=supervision.reason
+            if not state.running and supervision.reason
+            else status.reason,
+        )
     return Observed(status, snapshot, state)
 
 

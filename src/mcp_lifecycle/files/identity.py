@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mcp_lifecycle.files import kernel
 
@@ -55,8 +55,7 @@ def boot_id() -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
+class ProcessIdentity(NamedTuple):
     pid: int
     create_time: float
     boot_id: str | None
@@ -64,7 +63,7 @@ class ProcessIdentity:
     start_ticks: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self._asdict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ProcessIdentity | None:

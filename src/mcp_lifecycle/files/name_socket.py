@@ -16,9 +16,8 @@ import os
 import socket
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mcp_lifecycle.files import kernel
 from mcp_lifecycle.files.identity import ProcessIdentity, mismatch_reason
@@ -43,8 +42,7 @@ def address(cache_root: Path, server_name: str) -> bytes:
     return b"\0mcp-lifecycle/" + digest.encode()
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     """Who holds a name, as the kernel says (SO_PEERCRED), not as the holder says."""
 
     pid: int
@@ -80,8 +78,7 @@ def holder(name: bytes, timeout: float = 0.5) -> Holder | None:
     return Holder(pid, uid) if pid > 0 else None
 
 
-@dataclass(frozen=True)
-class NameClaim:
+class NameClaim(NamedTuple):
     """Who holds the server's abstract name, and whether that is provably our server."""
 
     holder: Holder

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 SNAPSHOT_NAME = "runtime_health.json"
 
@@ -48,8 +47,7 @@ class _Located(Protocol):
     def resolved_cache_root(self) -> Path: ...
 
 
-@dataclass(frozen=True)
-class ServerPaths:
+class ServerPaths(NamedTuple):
     server_name: str
     cache_root: Path
 

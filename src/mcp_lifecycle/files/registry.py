@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.files.paths import ServerPaths, server_name_problem, state_root
@@ -29,8 +28,7 @@ def running_dir() -> Path:
     return state_root() / _RUNNING
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(NamedTuple):
     """A server as it registered at start: where it lives and the settings it runs with."""
 
     server: str

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle.errors import LifecycleError
 from mcp_lifecycle.files.private import atomic_write, read_no_follow
@@ -20,8 +19,7 @@ from mcp_lifecycle.files.private import atomic_write, read_no_follow
 _MAX_BYTES = 65536
 
 
-@dataclass
-class SupervisionRecord:
+class SupervisionRecord(NamedTuple):
     supervisor_pid: int
     policy: str
     restarts: int = 0
@@ -31,7 +29,7 @@ class SupervisionRecord:
     reason: str | None = None  # set once the supervisor gave up
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return json.dumps(self._asdict(), sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: object) -> SupervisionRecord | None:

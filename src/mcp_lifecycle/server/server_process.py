@@ -11,8 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle import handoff
 from mcp_lifecycle.errors import LifecycleError
@@ -24,14 +23,13 @@ logger = logging.getLogger("mcp_lifecycle.supervisor")
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-@dataclass
-class Exit:
+class Exit(NamedTuple):
     """How a run ended: its exit code, or the signal that ended it."""
 
     code: int | None
     signal: int | None
     uptime: float
-    at: str = field(default_factory=utc_now_iso)
+    at: str  # when, in UTC (ISO 8601)
 
     @property
     def failed(self) -> bool:
@@ -125,7 +123,8 @@ class ServerProcess:
                 return None
         self._reap()
         uptime = time.monotonic() - self._started
-        return Exit(None, -code, uptime) if code < 0 else Exit(code, None, uptime)
+        at = utc_now_iso()
+        return Exit(None, -code, uptime, at) if code < 0 else Exit(code, None, uptime, at)
 
     def terminate(self, force: bool = False) -> None:
         """SIGTERM, once: the server takes a second one as "stop now", so only `force` repeats

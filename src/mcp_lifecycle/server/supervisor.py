@@ -21,8 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle import handoff
 from mcp_lifecycle.errors import LifecycleError
@@ -46,8 +45,7 @@ _MEMORY_CHECKS = 2  # consecutive checks above the limit before a restart
 _STOP_MARGIN_SECONDS = 2.5
 
 
-@dataclass(frozen=True)
-class SupervisorSpec:
+class SupervisorSpec(NamedTuple):
     fields: dict[str, Any]  # the server's lifecycle fields (LifecycleFields.to_json)
     policy: str
     max_retries: int
@@ -55,11 +53,11 @@ class SupervisorSpec:
     backoff_seconds: float
     command: list[str]  # runs the server: this CLI's `start --foreground`
     env: dict[str, str]  # handed to the server on top of ours (its flags)
-    max_memory_mb: int | None = None
-    watch: list[str] = field(default_factory=list)
+    max_memory_mb: int | None
+    watch: list[str]  # restart on a change to these paths (`start --watch`)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self._asdict())
 
     @classmethod
     def from_json(cls, text: str) -> SupervisorSpec:
@@ -141,7 +139,7 @@ class Supervisor:
         except LifecycleError as exc:
             # The first start hears of it; a later one is recorded for `status`.
             self._pipe.send_failure(int(exc.exit_code), exc.message, exc.hint)
-            self._record.reason = exc.message
+            self._record = self._record._replace(reason=exc.message)
             self._save()
             gave_up = True
             return int(exc.exit_code)
@@ -182,7 +180,7 @@ class Supervisor:
             self._ready = False  # a reload from now on waits for the next server
             if self._stopping:
                 return 0
-            self._record.last_exit = ended.as_record()
+            self._record = self._record._replace(last_exit=ended.as_record())
             logger.warning("%s ended (%s)", self.fields.server_name, ended.describe())
             asked, self._restart_for = self._restart_for, None
             why = asked[0] if asked else None
@@ -194,7 +192,9 @@ class Supervisor:
                 logger.info(
                     "%s exited cleanly; not restarting (on-failure)", self.fields.server_name
                 )
-                self._record.reason = "the server exited cleanly (restart_policy on-failure)"
+                self._record = self._record._replace(
+                    reason="the server exited cleanly (restart_policy on-failure)"
+                )
                 self._save()
                 return 0
             # A crash, or a memory limit: both spend the budget and wait the backoff, so a
@@ -219,19 +219,20 @@ class Supervisor:
         never = self.spec.policy == "never" and not asked
         if not never and not self._budget.exhausted():
             return True
-        self._record.reason = (
+        reason = (
             f"it ended with {ended.describe()} (restart_policy never)"
             if never
             else f"gave up after {self.spec.max_retries} restarts within "
             f"{self.spec.window_seconds:g}s; it last ended with {ended.describe()}"
         )
-        logger.error("%s: %s", self.fields.server_name, self._record.reason)
+        self._record = self._record._replace(reason=reason)
+        logger.error("%s: %s", self.fields.server_name, reason)
         self._save()
         return False
 
     def _count_restart(self) -> None:
         self._budget.spend()
-        self._record.restarts += 1
+        self._record = self._record._replace(restarts=self._record.restarts + 1)
         self._save()
 
     # -- the server process ------------------------------------------------------------------
@@ -251,7 +252,7 @@ class Supervisor:
             max(0.5, self.fields.stop_timeout_seconds - _STOP_MARGIN_SECONDS),
         )
         answer = self._server.start(self.fields.startup_timeout_seconds, lambda: self._stopping)
-        self._record.server_pid = self._server.pid
+        self._record = self._record._replace(server_pid=self._server.pid)
         self._save()
         self._ready = answer is not None and answer.ready
         return answer

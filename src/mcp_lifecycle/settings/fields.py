@@ -8,10 +8,8 @@ nothing of the author's own is among them: both stores may hold them.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # A field's JSON types, by its declared type (bool is never a number here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -22,8 +20,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class LifecycleFields:
+class LifecycleFields(NamedTuple):
     """The defaults here are the settings' defaults too (`MCPServerSettings` takes them)."""
 
     server_name: str
@@ -46,10 +43,10 @@ class LifecycleFields:
         """The lifecycle fields of any settings object that has them (MCPServerSettings)."""
         if isinstance(settings, LifecycleFields):
             return settings
-        return cls(**{field.name: getattr(settings, field.name) for field in _FIELDS})
+        return cls(**{name: getattr(settings, name) for name in cls._fields})
 
     def to_json(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
+        values = self._asdict()
         values["resolved_cache_root"] = str(self.resolved_cache_root)
         return values
 
@@ -59,23 +56,27 @@ class LifecycleFields:
         written by another version, or by hand, is a miss, never an error)."""
         if not isinstance(values, dict) or values.get("server_name") != server_name:
             return None
-        for field in _FIELDS:
-            value = values.get(field.name)
-            declared = str(field.type)
+        for name, declared in _DECLARED.items():
+            value = values.get(name)
             optional = declared.endswith(" | None")
             types = _JSON_TYPES[declared.removesuffix(" | None")]
             if value is None and optional:
                 continue
             if isinstance(value, bool) or not isinstance(value, types):
                 return None
-        known = {field.name: values[field.name] for field in _FIELDS if field.name in values}
+        known = {name: values[name] for name in cls._fields if name in values}
         known["resolved_cache_root"] = Path(known["resolved_cache_root"])
         return cls(**known)
 
 
-_FIELDS = dataclasses.fields(LifecycleFields)
+# Each field's declared type, as written (`from __future__ import annotations` makes it a
+# string, which NamedTuple wraps in a ForwardRef).
+_DECLARED: dict[str, str] = {
+    name: getattr(declared, "__forward_arg__", str(declared))
+    for name, declared in LifecycleFields.__annotations__.items()
+}
 
 
 def default(name: str) -> Any:
     """The default of a lifecycle setting."""
-    return LifecycleFields.__dataclass_fields__[name].default
+    return LifecycleFields._field_defaults[name]

@@ -9,16 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
 class Flags:
     """Setting values given as flags, and the flag that gave each (for messages)."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    given_as: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("given_as", "values")
+
+    def __init__(
+        self, values: dict[str, Any] | None = None, given_as: dict[str, str] | None = None
+    ) -> None:
+        self.values: dict[str, Any] = {} if values is None else values
+        self.given_as: dict[str, str] = {} if given_as is None else given_as
+
+    def __repr__(self) -> str:
+        return f"Flags({self.values!r}, {self.given_as!r})"
 
     def set(self, name: str, value: Any, flag: str) -> None:
         self.values[name] = value

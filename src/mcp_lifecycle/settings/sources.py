@@ -4,9 +4,8 @@ defaults. Used for error messages and by the `config` command."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_lifecycle.errors import ConfigurationError
 
@@ -35,8 +34,7 @@ def env_prefixes(own: str | None) -> tuple[str, ...]:
     return (own, ENV_PREFIX) if own and own != ENV_PREFIX else (ENV_PREFIX,)
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     kind: str  # "flag", "env", "yaml", "code" or "default"
     detail: str  # e.g. "--port", "MCP_SERVER_PORT", "settings/local.yaml line 3"
 
@@ -52,8 +50,7 @@ DEFAULT = Source("default", "the defaults")
 CODE = Source("code", "the server's code")
 
 
-@dataclass(frozen=True)
-class YamlFile:
+class YamlFile(NamedTuple):
     """One settings file, read once: its values and the line of each key."""
 
     path: Path
