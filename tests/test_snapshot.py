@@ -4,7 +4,7 @@ import errno
 import json
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ from mcp_lifecycle import (
     load_runtime_health,
     write_runtime_health,
 )
-from mcp_lifecycle.files.snapshot import never_ready, update_runtime_health
+from mcp_lifecycle.files.identity import boot_id
+from mcp_lifecycle.files.snapshot import (
+    never_ready,
+    seconds_since,
+    update_runtime_health,
+    uptime_seconds,
+    utc_now_iso,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -66,6 +73,38 @@ def test_round_trip(tmp_path: Path) -> None:
     write_runtime_health(path, snapshot)
     assert load_runtime_health(path) == snapshot
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_timestamps_are_utc_iso_8601_as_datetime_writes_them() -> None:
+    before = datetime.now(UTC)
+    stamp = utc_now_iso()
+    after = datetime.now(UTC)
+    parsed = datetime.fromisoformat(stamp)
+    assert parsed.utcoffset() == timedelta(0)
+    assert before - timedelta(milliseconds=1) <= parsed <= after
+    assert len(stamp) == len("2026-11-27T17:18:37.271336+00:00")
+
+
+def test_seconds_since_reads_any_iso_time_and_refuses_the_rest() -> None:
+    ten_ago = datetime.now(UTC) - timedelta(seconds=10)
+    for stamp in (ten_ago.isoformat(), ten_ago.replace(tzinfo=None).isoformat()):
+        # A time without an offset is UTC, as the snapshot's writer meant it (no TypeError).
+        assert 9 < (seconds_since(stamp) or 0) < 60
+    local = ten_ago.astimezone(timezone(timedelta(hours=5)))
+    assert 9 < (seconds_since(local.isoformat()) or 0) < 60
+    assert seconds_since("yesterday") is None
+
+
+def test_uptime_comes_from_the_monotonic_clock_on_the_same_boot() -> None:
+    now = time.monotonic()
+    snapshot = RuntimeHealthSnapshot(started_monotonic=now - 30, boot_id=boot_id())
+    # The wall-clock time says otherwise: on this boot the monotonic one decides.
+    snapshot.started_at = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    assert 29 < (uptime_seconds(snapshot) or 0) < 60
+    snapshot.boot_id = "another-boot"
+    assert 5 * 3600 - 1 < (uptime_seconds(snapshot) or 0) < 5 * 3600 + 60
+    snapshot.started_at = None
+    assert uptime_seconds(snapshot) is None
 
 
 def test_a_snapshot_behaves_as_the_dataclass_it_was() -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from mcp_lifecycle.control.status import Status, observe
@@ -26,18 +25,16 @@ from mcp_lifecycle.settings.fields import LifecycleFields
 Probe = Callable[[], bool | str | None]
 
 
-@dataclass
-class Check:
+class Check(NamedTuple):
     name: str
     ok: bool
     detail: str
     duration_ms: float = 0.0
 
 
-@dataclass
-class HealthReport:
+class HealthReport(NamedTuple):
     status: Status
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Check]  # appended to as they run
     probed: bool = False
     checked_at: str | None = None
     stdio: bool = False
@@ -66,7 +63,7 @@ class HealthReport:
             "healthy": self.healthy,
             "probed": self.probed,
             "checked_at": self.checked_at,
-            "checks": [asdict(check) for check in self.checks],
+            "checks": [check._asdict() for check in self.checks],
         }
 
 
@@ -95,30 +92,32 @@ def health_from_snapshot(settings: LifecycleFields) -> HealthReport:
     """Health as the snapshot records it, including the last probe if it is recent."""
     observed = observe(settings)
     status, snapshot = observed.status, observed.snapshot
-    report = HealthReport(status=status)
     probe = snapshot.probe
-    if status.running and probe and isinstance(probe.get("checks"), list):
-        checked_at = probe.get("checked_at")
-        report.checked_at = checked_at if isinstance(checked_at, str) else None
-        age = probe_age(probe)
-        if age is not None and age <= settings.health_ttl_seconds:
-            report.checks = [
-                Check(
-                    name=str(item.get("name", "?")),
-                    ok=item.get("ok") is True,
-                    detail=str(item.get("detail", "")),
-                    duration_ms=_number(item.get("duration_ms")),
-                )
-                for item in probe["checks"]
-                if isinstance(item, dict)
-            ]
-    return report
+    if not (status.running and probe and isinstance(probe.get("checks"), list)):
+        return HealthReport(status, [])
+    checked_at = probe.get("checked_at")
+    checks: list[Check] = []
+    age = probe_age(probe)
+    if age is not None and age <= settings.health_ttl_seconds:
+        checks = [
+            Check(
+                name=str(item.get("name", "?")),
+                ok=item.get("ok") is True,
+                detail=str(item.get("detail", "")),
+                duration_ms=_number(item.get("duration_ms")),
+            )
+            for item in probe["checks"]
+            if isinstance(item, dict)
+        ]
+    return HealthReport(
+        status, checks, checked_at=checked_at if isinstance(checked_at, str) else None
+    )
 
 
 def probe_health(settings: LifecycleFields, probes: Mapping[str, Probe]) -> HealthReport:
     """Run live checks now and record them in the snapshot for later `health` calls."""
     status = observe(settings).status
-    report = HealthReport(status=status, probed=True, checked_at=utc_now_iso())
+    report = HealthReport(status, [], probed=True, checked_at=utc_now_iso())
     if not status.running:
         return report
     report.checks.append(
@@ -153,7 +152,7 @@ def probe_stdio_health(
     from mcp_lifecycle.transports.stdio_server import probe_stdio
 
     status = observe(settings).status
-    report = HealthReport(status=status, probed=True, checked_at=utc_now_iso(), stdio=True)
+    report = HealthReport(status, [], probed=True, checked_at=utc_now_iso(), stdio=True)
     report.checks.append(
         _timed("mcp", lambda: probe_stdio(command, settings.probe_timeout_seconds, env))
     )
@@ -217,7 +216,7 @@ def _record(settings: LifecycleFields, pid: int | None, report: HealthReport) ->
             "checked_monotonic": time.monotonic(),
             "boot_id": boot_id(),
             "ok": all(check.ok for check in report.checks),
-            "checks": [asdict(check) for check in report.checks],
+            "checks": [check._asdict() for check in report.checks],
         }
 
     # On failure the live result is still reported; only the record is lost.

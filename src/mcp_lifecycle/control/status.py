@@ -8,7 +8,6 @@ snapshot: running, ours, and vouched for by a heartbeat within the TTL.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
@@ -21,6 +20,7 @@ from mcp_lifecycle.files.snapshot import (
     get_snapshot_age_seconds,
     is_snapshot_fresh,
     load_runtime_health,
+    uptime_seconds,
 )
 from mcp_lifecycle.files.supervision import read_record
 from mcp_lifecycle.settings.fields import LifecycleFields
@@ -171,13 +171,8 @@ def _server_pid(state: ServerState, snapshot: RuntimeHealthSnapshot) -> int | No
 
 
 def _uptime(snapshot: RuntimeHealthSnapshot) -> float | None:
-    if not snapshot.started_at:
-        return None
-    try:
-        started = datetime.fromisoformat(snapshot.started_at)
-    except ValueError:
-        return None
-    return round((datetime.now(UTC) - started).total_seconds(), 1)
+    started = uptime_seconds(snapshot)
+    return None if started is None else round(started, 1)
 
 
 def _loop_stall(snapshot: RuntimeHealthSnapshot, heartbeat: float) -> float | None:

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mcp_lifecycle.control.process import (
     KILL_GRACE_SECONDS,
@@ -27,8 +27,7 @@ from mcp_lifecycle.files.snapshot import RuntimeHealthSnapshot, update_runtime_h
 from mcp_lifecycle.files.supervision import read_record, remove_record
 
 
-@dataclass(frozen=True)
-class StopResult:
+class StopResult(NamedTuple):
     pid: int
     forced: bool
     seconds: float

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
 import zlib
 from pathlib import Path
@@ -54,6 +53,8 @@ def is_bound(name: bytes) -> bool:
     cannot be identified): probed by binding it for an instant."""
     if not SUPPORTED:
         return False
+    import socket  # not at the top: `status` of a running server never needs it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         try:
             sock.bind(name)
@@ -66,6 +67,8 @@ def holder(name: bytes, timeout: float = 0.5) -> Holder | None:
     """The process holding `name`, whoever it runs as; None if no one does."""
     if not SUPPORTED:
         return None
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(timeout)
         try:

@@ -186,10 +186,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     A unique temp file in the same folder, fsync, then `os.replace`. On any failure the temp
     file is removed and the old file is left whole.
     """
-    import tempfile  # only writers need it: not `status`
-
     refuse_symlink(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _unique_temp_file(path)
     try:
         try:
             view = memoryview(data)
@@ -205,6 +203,21 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _unique_temp_file(path: Path) -> tuple[int, str]:
+    """A new file beside `path` (0600, never through a link), as `tempfile.mkstemp` makes one.
+
+    Not mkstemp itself: `tempfile` imports shutil, bz2, lzma and random, ~1 MiB that the
+    supervisor and every server would hold only for the name of a file."""
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue  # 48 random bits taken: someone else's file, or a planted one
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
 def open_no_follow(path: Path, flags: int, mode: int = 0o600) -> int:

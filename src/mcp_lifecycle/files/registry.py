@@ -41,24 +41,26 @@ class Registration(NamedTuple):
         return ServerPaths(self.server, self.cache_root)
 
 
-def _entry_path(server_name: str, cache_root: Path) -> Path:
+def _entry_path(server_name: str, cache_root: Path, folder: Path | None) -> Path:
     key = digest(os.path.realpath(cache_root).encode())
-    return running_dir() / f"{server_name}@{key}.json"
+    return (folder or running_dir()) / f"{server_name}@{key}.json"
 
 
-def register(settings: dict[str, Any], pid: int) -> None:
-    """Record a running server with the settings it runs with (its lifecycle fields as JSON);
-    raises OSError or LifecycleError when the registry cannot be written."""
-    ensure_cache_root(running_dir())
+def register(settings: dict[str, Any], pid: int, folder: Path | None = None) -> None:
+    """Record a running server with the settings it runs with (its lifecycle fields as JSON)
+    in `folder` (default: `running_dir()`); raises OSError or LifecycleError when the registry
+    cannot be written."""
+    folder = folder or running_dir()
+    ensure_cache_root(folder)
     server = settings["server_name"]
     entry = {"server": server, "pid": pid, "settings": settings}
-    path = _entry_path(server, Path(settings["resolved_cache_root"]))
+    path = _entry_path(server, Path(settings["resolved_cache_root"]), folder)
     atomic_write(path, json.dumps(entry).encode())
 
 
-def unregister(server_name: str, cache_root: Path, pid: int) -> None:
+def unregister(server_name: str, cache_root: Path, pid: int, folder: Path | None = None) -> None:
     """Forget the server, if the entry is still the one `pid` wrote."""
-    path = _entry_path(server_name, cache_root)
+    path = _entry_path(server_name, cache_root, folder)
     found = _read(path)
     if found is not None and found.pid == pid:
         with contextlib.suppress(OSError):

@@ -159,7 +159,7 @@ def _remote_health(member: Member) -> HealthReport:
     )
     from mcp_lifecycle.transports.probe import handshake
 
-    report = HealthReport(status=status, probed=True)
+    report = HealthReport(status, [], probed=True)
     began = time.monotonic()
     ok, detail = handshake(url, f"at {url}", member.fields.probe_timeout_seconds)
     report.checks.append(Check("mcp", ok, detail, (time.monotonic() - began) * 1000))

@@ -115,6 +115,7 @@ def _supervised(settings: MCPServerSettings, handed: Handed) -> bool:
 def _become_supervisor(settings: MCPServerSettings, handed: Handed) -> NoReturn:
     """Replace this process with the supervisor (the same PID, so a detached `start` waits on
     it): a small interpreter without the server's code, which runs the server as its child."""
+    from mcp_lifecycle.files.registry import running_dir
     from mcp_lifecycle.handoff import READY_FD_ENV, this_cli, to_env
     from mcp_lifecycle.server.supervisor import SPEC_ENV, SupervisorSpec
     from mcp_lifecycle.settings.fields import LifecycleFields
@@ -129,6 +130,7 @@ def _become_supervisor(settings: MCPServerSettings, handed: Handed) -> NoReturn:
         env=to_env(handed.flags, log=handed.log),
         max_memory_mb=settings.restart_max_memory_mb,
         watch=handed.watch or [],
+        registry=str(running_dir()),
     )
     env = {
         **os.environ,

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import AlreadyRunning, CorruptFile, LifecycleError, os_error
@@ -30,7 +31,9 @@ _CLAIM_ATTEMPTS = 3
 
 
 class ServerClaim:
-    def __init__(self, paths: ServerPaths, *, supervised: bool = False) -> None:
+    def __init__(
+        self, paths: ServerPaths, *, supervised: bool = False, registry: Path | None = None
+    ) -> None:
         # `paths` names the files for people and for the name claim; every read and write goes
         # through `files`, which stays in the folder opened at `take`.
         self.paths = paths
@@ -44,6 +47,9 @@ class ServerClaim:
         # A server run by our supervisor works in the cache root; the supervisor holds the
         # lock, the name and the PID file.
         self._supervised = supervised
+        # The registry's folder, when the caller knows it (a supervisor is told, so that it
+        # needs no platformdirs); `registry.running_dir()` otherwise.
+        self._registry = registry
 
     def take(self) -> None:
         """The cache root, its lock and the name: AlreadyRunning if another server has them;
@@ -80,14 +86,17 @@ class ServerClaim:
             return
         remove_record(self.files.supervision)
         try:
-            registry.register(settings, os.getpid())
+            registry.register(settings, os.getpid(), self._registry)
         except (OSError, LifecycleError) as exc:
-            logger.warning("could not register in %s: %s", registry.running_dir(), exc)
+            where = self._registry or registry.running_dir()
+            logger.warning("could not register in %s: %s", where, exc)
 
     def unregister(self) -> None:
         if not self._supervised:
             with contextlib.suppress(OSError, LifecycleError):
-                registry.unregister(self.paths.server_name, self.paths.cache_root, os.getpid())
+                registry.unregister(
+                    self.paths.server_name, self.paths.cache_root, os.getpid(), self._registry
+                )
 
     def release(self) -> None:
         """Give back the name, the locks and the folder (whatever of them was taken)."""

@@ -33,6 +33,7 @@ class SnapshotWriter:
         self._loop = loop
         self._identity = current_identity()
         self._started_at = utc_now_iso()
+        self._started_monotonic = time.monotonic()
         self._ready_at: str | None = None
         self._lock = threading.Lock()
 
@@ -64,6 +65,7 @@ class SnapshotWriter:
             snapshot.lifecycle_state = {"state": state}
             snapshot.activity_state = {"accepting_work": state == "ready"}
             snapshot.started_at = self._started_at
+            snapshot.started_monotonic = self._started_monotonic
             if state == "ready" and self._ready_at is None:
                 self._ready_at = utc_now_iso()
             snapshot.ready_at = self._ready_at or snapshot.ready_at

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from mcp_lifecycle import handoff
@@ -55,6 +56,7 @@ class SupervisorSpec(NamedTuple):
     env: dict[str, str]  # handed to the server on top of ours (its flags)
     max_memory_mb: int | None
     watch: list[str]  # restart on a change to these paths (`start --watch`)
+    registry: str  # the registry's folder (`registry.running_dir()`, found by the starter)
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
@@ -99,7 +101,7 @@ class Supervisor:
         self.spec = spec
         self.fields = fields
         self.paths = ServerPaths.for_settings(fields)
-        self._claim = ServerClaim(self.paths)
+        self._claim = ServerClaim(self.paths, registry=Path(spec.registry))
         self._pipe = pipe
         self._record = SupervisionRecord(os.getpid(), spec.policy)
         self._budget = RestartBudget(spec.max_retries, spec.window_seconds, spec.backoff_seconds)
@@ -139,8 +141,7 @@ class Supervisor:
         except LifecycleError as exc:
             # The first start hears of it; a later one is recorded for `status`.
             self._pipe.send_failure(int(exc.exit_code), exc.message, exc.hint)
-            self._record = self._record._replace(reason=exc.message)
-            self._save()
+            self._update(reason=exc.message)
             gave_up = True
             return int(exc.exit_code)
         finally:
@@ -192,10 +193,7 @@ class Supervisor:
                 logger.info(
                     "%s exited cleanly; not restarting (on-failure)", self.fields.server_name
                 )
-                self._record = self._record._replace(
-                    reason="the server exited cleanly (restart_policy on-failure)"
-                )
-                self._save()
+                self._update(reason="the server exited cleanly (restart_policy on-failure)")
                 return 0
             # A crash, or a memory limit: both spend the budget and wait the backoff, so a
             # server that grows past its limit at once cannot loop.
@@ -225,15 +223,13 @@ class Supervisor:
             else f"gave up after {self.spec.max_retries} restarts within "
             f"{self.spec.window_seconds:g}s; it last ended with {ended.describe()}"
         )
-        self._record = self._record._replace(reason=reason)
         logger.error("%s: %s", self.fields.server_name, reason)
-        self._save()
+        self._update(reason=reason)
         return False
 
     def _count_restart(self) -> None:
         self._budget.spend()
-        self._record = self._record._replace(restarts=self._record.restarts + 1)
-        self._save()
+        self._update(restarts=self._record.restarts + 1)
 
     # -- the server process ------------------------------------------------------------------
 
@@ -252,8 +248,7 @@ class Supervisor:
             max(0.5, self.fields.stop_timeout_seconds - _STOP_MARGIN_SECONDS),
         )
         answer = self._server.start(self.fields.startup_timeout_seconds, lambda: self._stopping)
-        self._record = self._record._replace(server_pid=self._server.pid)
-        self._save()
+        self._update(server_pid=self._server.pid)
         self._ready = answer is not None and answer.ready
         return answer
 
@@ -312,6 +307,11 @@ class Supervisor:
                 self._snapshot("restarting")
         return not self._stopping
 
+    def _update(self, **changes: Any) -> None:
+        """Change the record (a NamedTuple: replaced, never mutated) and save it."""
+        self._record = self._record._replace(**changes)
+        self._save()
+
     def _save(self) -> None:
         try:
             write_record(self._claim.files.supervision, self._record)
@@ -332,6 +332,7 @@ class Supervisor:
             snapshot.watchers_running = not final
             snapshot.url = self.fields.url
             snapshot.started_at = None  # the next run's, once it starts
+            snapshot.started_monotonic = None
             snapshot.loop_turned_monotonic = None
             snapshot.heartbeat_monotonic = time.monotonic()
             snapshot.touch()
