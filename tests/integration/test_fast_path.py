@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Lifecycle
+from tests.conftest import Lifecycle, free_port
+
+DEMO = str(Path(sys.executable).parent / "mcp-lifecycle-demo")
 
 PROBE = """
 import json, sys
@@ -21,14 +23,19 @@ try:
     app()
 except SystemExit:
     pass
-heavy = ["mcp", "uvicorn", "rich", "pydantic", "pydantic_settings", "yaml", "anyio",
-         "starlette", "mcp_lifecycle.demo.tools", "mcp_lifecycle.demo.settings",
-         "typer", "click", "psutil", "mcp_lifecycle.demo.commands"]
-print(json.dumps({"loaded": [m for m in heavy if m in sys.modules]}), file=sys.stderr)
+print(json.dumps({"loaded": sorted(sys.modules)}), file=sys.stderr)
 """
+HEAVY = {
+    *("mcp", "uvicorn", "rich", "pydantic", "pydantic_settings", "yaml", "anyio", "starlette"),
+    *("mcp_lifecycle.demo.tools", "mcp_lifecycle.demo.settings", "mcp_lifecycle.demo.commands"),
+    *("typer", "click", "psutil"),
+    # Python's own, and not light: `dataclasses` imports `inspect` (ast, dis, tokenize).
+    *("dataclasses", "inspect"),
+}
 
 
-def _loaded(lifecycle: Lifecycle, *args: str) -> list[str]:
+def _loaded(lifecycle: Lifecycle, *args: str, also: tuple[str, ...] = ()) -> list[str]:
+    """Which of HEAVY (and `also`) the demo's CLI loaded to answer `args`."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
@@ -39,7 +46,7 @@ def _loaded(lifecycle: Lifecycle, *args: str) -> list[str]:
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     line = [line for line in proc.stderr.splitlines() if line.startswith('{"loaded"')][-1]
-    return list(json.loads(line)["loaded"])
+    return [module for module in json.loads(line)["loaded"] if module in HEAVY | set(also)]
 
 
 @pytest.mark.parametrize("command", ["status", "stop", "health", "logs"])
@@ -54,6 +61,22 @@ def test_hot_commands_import_nothing_heavy(lifecycle: Lifecycle, command: str) -
         assert not {"mcp", "uvicorn", "mcp_lifecycle.demo.tools"} & set(again)
     else:  # answered without Typer, Click or psutil (cli.fast)
         assert again == []
+
+
+def test_status_of_a_running_server_parses_no_date_and_opens_no_socket(
+    lifecycle: Lifecycle,
+) -> None:
+    # Its uptime and age come from the monotonic clock; its proof from the lock, not the name.
+    lifecycle.launcher = [DEMO]
+    lifecycle.name = "mcp-lifecycle-demo"
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()))
+    assert lifecycle.run("start").code == 0
+    try:
+        for command in ("status", "health"):
+            _loaded(lifecycle, command)  # the first run caches the settings
+            assert _loaded(lifecycle, command, also=("datetime", "socket")) == []
+    finally:
+        assert lifecycle.run("stop").code == 0
 
 
 def test_config_never_imports_the_mcp_stack(lifecycle: Lifecycle) -> None:
