@@ -180,7 +180,7 @@ def test_token() -> str:
 
 
 # What makes coverage measure a subprocess (coverage's `patch = ["subprocess"]`).
-_SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def lifecycle(
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_"))
-        and not (bare and key in _SUBPROCESS_COVERAGE)
+        and not (bare and key in SUBPROCESS_COVERAGE)
     }
     env.update(
         {
