@@ -100,6 +100,19 @@ def configure_logging(
     return logging.getLogger(LOGGER_NAME)
 
 
+def configure_for_command() -> None:
+    """Set up logging for the command running now if nothing has: a hot command (`cli.fast`)
+    leaves it alone until something logs. As the root callback would, at the level its flags
+    give (WARNING unless one was asked for). Outside a command, or once handlers are in place
+    (ours, a server's, the author's own), it does nothing."""
+    from mcp_lifecycle.settings.flags import current_invocation
+
+    flags = current_invocation()
+    if flags is None or logging.getLogger().handlers:
+        return
+    configure_logging(str(flags.values.get("log_level", "WARNING")))
+
+
 def anchor_output_log(folder: Path) -> None:
     """Rotate the detached server's log inside `folder` from now on: the server calls it with
     its held cache root, so a swap of that path for a link cannot take the next log file."""

@@ -204,3 +204,20 @@ def test_an_insecure_cache_folder_is_not_used(lifecycle: Lifecycle, tmp_path: Pa
     entries[0].write_text(json.dumps(planted))
     del env
     assert lifecycle.run("status", XDG_CACHE_HOME=str(cache)).code == 2
+
+
+def test_a_hot_command_that_warns_logs_as_every_command_does(lifecycle: Lifecycle) -> None:
+    # The hot path sets logging up only when something logs: a warning still comes out in
+    # the one format, at WARNING by default and with -v too.
+    lifecycle.set_env(MCP_SERVER_HEALTH_TTL_SECONDS="7200", MCP_SERVER_HEARTBEAT_SECONDS="3600")
+    assert lifecycle.run("start").code == 0
+    try:
+        lifecycle.snapshot_file.write_text("{not json")
+        for flags in ([], ["-v"]):
+            result = lifecycle.run(*flags, "status")
+            assert result.code == 4, result  # no snapshot of its own: not vouched for
+            warning = [line for line in result.err.splitlines() if "not valid JSON" in line]
+            assert len(warning) == 1, result.err
+            assert " WARNING mcp_lifecycle.files.snapshot [" in warning[0]
+    finally:
+        assert lifecycle.run("stop").code == 0

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_lifecycle.logs import LOG_LEVELS
 from mcp_lifecycle.settings.flags import Flags
 
 if TYPE_CHECKING:
@@ -80,7 +79,6 @@ def run(
 
     if server_name_problem(loader.server_name) is not None:
         return None  # Typer's root callback says so, with its exit code
-    from mcp_lifecycle.logs import configure_logging
     from mcp_lifecycle.settings.flags import remember_invocation
 
     as_json = bool(line.options.get("--json"))
@@ -88,7 +86,12 @@ def run(
     # As the root callback does: an author's stop_handler that loads the settings gets these.
     forget = remember_invocation(flags)
     try:
-        configure_logging((line.level or "WARNING").upper())
+        if line.level is not None:  # asked for: set up now, as the root callback does
+            from mcp_lifecycle.logs import configure_logging
+
+            configure_logging(line.level.upper())
+        # Otherwise logging (with threading: ~6 ms) is set up only if something logs, at
+        # WARNING (`logs.configure_for_command`): a hot command that goes well logs nothing.
         return _answer(line, flags, loader, stop_handler, as_json)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - each gets its one line
         from mcp_lifecycle.cli.outcome import report_failure
@@ -199,6 +202,8 @@ def _take(line: _Line, name: str, value: str) -> bool:
             return False
         line.named["port"] = (int(value), "--port")
     elif setting == "log_level":
+        from mcp_lifecycle.logs import LOG_LEVELS
+
         if value.upper() not in LOG_LEVELS:
             return False
         line.level = value

@@ -5,14 +5,11 @@ Shared by the Typer commands (`errors.edge`) and the hot path (`fast`), which mu
 
 from __future__ import annotations
 
-import logging
 import os
 
 from mcp_lifecycle.cli import render
 from mcp_lifecycle.errors import LifecycleError, ServerFailed, os_error
 from mcp_lifecycle.exit_codes import ExitCode
-
-logger = logging.getLogger("mcp_lifecycle.cli")
 
 
 def report_failure(exc: BaseException, as_json: bool) -> int | None:
@@ -35,7 +32,9 @@ def report_failure(exc: BaseException, as_json: bool) -> int | None:
         return int(ExitCode.GENERAL_ERROR)
     if not isinstance(exc, Exception):
         raise exc
-    logger.debug("unexpected error", exc_info=exc)
+    import logging  # only here: the hot commands' failures (not running, ...) never need it
+
+    logging.getLogger("mcp_lifecycle.cli").debug("unexpected error", exc_info=exc)
     render.error(
         f"{type(exc).__name__}: {exc}",
         "this is a bug: run again with -v for the traceback, and report it",

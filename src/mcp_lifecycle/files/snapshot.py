@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +28,17 @@ from mcp_lifecycle.files.private import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-logger = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    """Log a warning, with logging imported only now: `status` reads a snapshot every time
+    and warns about one rarely (logging, with threading, costs it ~6 ms)."""
+    import logging
+
+    from mcp_lifecycle.logs import configure_for_command
+
+    configure_for_command()
+    logging.getLogger(__name__).warning(message, *args)
+
 
 _MAX_SNAPSHOT_BYTES = 1_048_576
 # `restarting`: a supervisor waits to start its server again; no server runs meanwhile.
@@ -219,20 +228,20 @@ def load_runtime_health(path: Path) -> RuntimeHealthSnapshot:
     try:
         data = read_no_follow(Path(path), _MAX_SNAPSHOT_BYTES + 1)
     except (OSError, InsecurePathError) as exc:
-        logger.warning("cannot read health snapshot %s: %s", path, exc)
+        _warn("cannot read health snapshot %s: %s", path, exc)
         return RuntimeHealthSnapshot()
     if data is None:
         return RuntimeHealthSnapshot()
     if len(data) > _MAX_SNAPSHOT_BYTES:
-        logger.warning("health snapshot %s is larger than 1 MiB; ignoring it", path)
+        _warn("health snapshot %s is larger than 1 MiB; ignoring it", path)
         return RuntimeHealthSnapshot()
     try:
         parsed = json.loads(data)
     except ValueError as exc:
-        logger.warning("health snapshot %s is not valid JSON (%s); ignoring it", path, exc)
+        _warn("health snapshot %s is not valid JSON (%s); ignoring it", path, exc)
         return RuntimeHealthSnapshot()
     if not isinstance(parsed, dict):
-        logger.warning("health snapshot %s is not a JSON object; ignoring it", path)
+        _warn("health snapshot %s is not a JSON object; ignoring it", path)
         return RuntimeHealthSnapshot()
     return RuntimeHealthSnapshot.from_dict(parsed)
 

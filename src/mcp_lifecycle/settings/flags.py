@@ -54,6 +54,11 @@ def remember_invocation(flags: Flags) -> Callable[[], None]:
     return lambda: _invocation.reset(token)
 
 
+def current_invocation() -> Flags | None:
+    """The flags of the command running now; None outside a command."""
+    return _invocation.get()
+
+
 def invocation_flags() -> Flags:
     """The global flags of the command running now; none outside a command."""
     return _invocation.get() or Flags()
