@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +52,75 @@ def _age(directory: Path, order: int) -> None:
         st = entry.stat()
         if st.st_mtime > 1_000_000_000 + 10 * order:
             os.utime(entry, (st.st_atime, 1_000_000_000 + 10 * order))
+
+
+def _fields(tmp_path: Path) -> LifecycleFields:
+    return LifecycleFields(server_name="s", resolved_cache_root=tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    ("home", "cache_home"),
+    [
+        ("{tmp}/home", None),  # ~/.cache: found where it is first looked for
+        ("{tmp}/home", "{tmp}/xdg-cache"),  # $XDG_CACHE_HOME: likewise
+        ("relative-home", None),  # platformdirs decides: found after asking it
+        ("{tmp}/home", "relative-cache"),  # a relative XDG_CACHE_HOME is ignored, as XDG says
+    ],
+)
+def test_an_entry_is_found_wherever_platformdirs_put_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    home: str,
+    cache_home: str | None,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", home.format(tmp=tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    if cache_home is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", cache_home.format(tmp=tmp_path))
+    cache.store("key", _fields(tmp_path), [])
+    assert cache.load("key", "s") == _fields(tmp_path)
+    likely = cache._likely_cache_dir()
+    assert likely is None or likely == cache.cache_dir()
+
+
+@pytest.fixture
+def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, Any]]:
+    """One entry stored, its file and what it holds; no state folder known yet."""
+    from mcp_lifecycle.files import paths
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(paths, "_state_roots", {})
+    cache.store("key", _fields(tmp_path), [])
+    entry = next(cache.cache_dir().iterdir())
+    return entry, json.loads(entry.read_text())
+
+
+def test_a_hit_tells_the_state_folder_without_platformdirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: tuple[Path, dict[str, Any]]
+) -> None:
+    from mcp_lifecycle.files import paths
+
+    entry, recorded = stored
+    assert recorded["state_root"] == str(tmp_path / "state" / "mcp-lifecycle")
+    # What the entry says is what the state folder is, for this placement only.
+    entry.write_text(json.dumps({**recorded, "state_root": str(tmp_path / "recorded")}))
+    assert cache.load("key", "s") is not None
+    assert paths.state_root() == tmp_path / "recorded"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere"))
+    assert paths.state_root() == tmp_path / "elsewhere" / "mcp-lifecycle"
+
+
+def test_an_entry_without_a_state_folder_still_hits(
+    tmp_path: Path, stored: tuple[Path, dict[str, Any]]
+) -> None:
+    from mcp_lifecycle.files import paths
+
+    entry, recorded = stored
+    del recorded["state_root"]  # as an older version wrote it
+    entry.write_text(json.dumps(recorded))
+    assert cache.load("key", "s") == _fields(tmp_path)
+    assert paths.state_root() == tmp_path / "state" / "mcp-lifecycle"

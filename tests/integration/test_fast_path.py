@@ -29,8 +29,9 @@ HEAVY = {
     *("mcp", "uvicorn", "rich", "pydantic", "pydantic_settings", "yaml", "anyio", "starlette"),
     *("mcp_lifecycle.demo.tools", "mcp_lifecycle.demo.settings", "mcp_lifecycle.demo.commands"),
     *("typer", "click", "psutil"),
-    # Python's own, and not light: `dataclasses` imports `inspect` (ast, dis, tokenize).
-    *("dataclasses", "inspect"),
+    # Python's own, and not light: `dataclasses` imports `inspect` (ast, dis, tokenize),
+    # `logging` threading, and platformdirs `tempfile` (with shutil, bz2, lzma, random).
+    *("dataclasses", "inspect", "logging", "platformdirs", "tempfile"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -17,12 +18,33 @@ NAME_RULE = (
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX_LENGTH - 1}}}")
 
 
+# What platformdirs reads to place the state folder and the settings cache (on Linux; it reads
+# nothing else unless HOME is missing or relative).
+PLACEMENT_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+# platformdirs' state folder, by the placement it was found for: the settings cache records it,
+# so a hot command that hits the cache needs no platformdirs (~4 ms with tempfile).
+_state_roots: dict[tuple[str | None, ...], Path] = {}
+
+
+def placement() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in PLACEMENT_VARIABLES)
+
+
 def state_root() -> Path:
     """The user's state folder for mcp-lifecycle: servers with the default cache root live
     there (one folder each), and so does the registry of running servers."""
+    known = _state_roots.get(placement())
+    if known is not None:
+        return known
     from platformdirs import user_state_path
 
     return user_state_path("mcp-lifecycle")
+
+
+def remember_state_root(root: Path) -> None:
+    """Take `root` as platformdirs' state folder for this process's placement (the settings
+    cache found it under a key that covers every placement variable)."""
+    _state_roots[placement()] = root
 
 
 def default_cache_root(server_name: str) -> Path:

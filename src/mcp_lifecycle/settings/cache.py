@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from mcp_lifecycle.errors import LifecycleError
+from mcp_lifecycle.files.paths import placement, remember_state_root, state_root
 from mcp_lifecycle.files.private import atomic_write, digest, read_no_follow
 from mcp_lifecycle.settings.fields import LifecycleFields
 from mcp_lifecycle.settings.sources import ENV_PREFIX
 
-# platformdirs places the default cache root from these.
-_PLACEMENT_VARIABLES = ("HOME", "XDG_STATE_HOME")
 # Entries kept: one per server and set of flags. A fleet of a hundred servers reads a hundred
 # in turn; with room for fewer, each would be evicted before its next use (64 did that).
 _KEEP = 1024
@@ -44,6 +43,23 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("mcp-lifecycle") / "settings"
+
+
+def _likely_cache_dir() -> Path | None:
+    """Where `cache_dir()` is in the usual case, found without importing platformdirs: on
+    Linux, under $XDG_CACHE_HOME or else ~/.cache. Only where to look first: an entry found
+    there was stored under this very key, which holds every variable platformdirs reads, so it
+    was stored where platformdirs puts the cache for this environment. Anywhere else, and
+    after a miss, platformdirs is asked."""
+    if not sys.platform.startswith("linux"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.environ.get("HOME", "")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base, "mcp-lifecycle", "settings")
 
 
 def _private(directory: Path) -> bool:
@@ -75,7 +91,7 @@ def key(
             (k, v) for k, v in os.environ.items() if k.upper().startswith(tuple(prefixes))
         ),
         "prefixes": prefixes,
-        "placement": [os.environ.get(name) for name in _PLACEMENT_VARIABLES],
+        "placement": list(placement()),
         "yaml": files,
     }
     return json.dumps(parts, sort_keys=True, default=str)
@@ -154,8 +170,24 @@ def _entry_path(directory: Path, cache_key: str) -> Path:
 
 
 def load(cache_key: str | None, server_name: str) -> LifecycleFields | None:
-    directory = cache_dir()
-    if cache_key is None or not _private(directory):
+    if cache_key is None:
+        return None
+    likely = _likely_cache_dir()
+    entry = _entry(likely, cache_key) if likely is not None else None
+    if entry is None:
+        directory = cache_dir()
+        entry = _entry(directory, cache_key) if directory != likely else None
+    if entry is None:
+        return None
+    root = entry.get("state_root")
+    if isinstance(root, str) and os.path.isabs(root):
+        remember_state_root(Path(root))
+    return LifecycleFields.from_json(entry.get("values"), server_name)
+
+
+def _entry(directory: Path, cache_key: str) -> dict[str, Any] | None:
+    """The entry stored under `cache_key` in `directory`, if it is whole and still true."""
+    if not _private(directory):
         return None
     try:
         data = read_no_follow(_entry_path(directory, cache_key), _MAX_FILE_BYTES)
@@ -168,7 +200,7 @@ def load(cache_key: str | None, server_name: str) -> LifecycleFields | None:
         return None
     with contextlib.suppress(OSError):
         os.utime(_entry_path(directory, cache_key))  # used: the last to be pruned
-    return LifecycleFields.from_json(entry.get("values"), server_name)
+    return entry
 
 
 def store(cache_key: str | None, fields: LifecycleFields, files: list[list[Any]]) -> None:
@@ -181,7 +213,12 @@ def store(cache_key: str | None, fields: LifecycleFields, files: list[list[Any]]
             directory.mkdir(mode=0o700, parents=True)
         if not _private(directory):
             return
-        entry = {"key": digest(cache_key.encode()), "values": fields.to_json(), "files": files}
+        entry = {
+            "key": digest(cache_key.encode()),
+            "values": fields.to_json(),
+            "files": files,
+            "state_root": str(state_root()),
+        }
         atomic_write(_entry_path(directory, cache_key), json.dumps(entry, default=str).encode())
         _prune(directory)
 
