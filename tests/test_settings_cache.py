@@ -124,3 +124,31 @@ def test_an_entry_without_a_state_folder_still_hits(
     entry.write_text(json.dumps(recorded))
     assert cache.load("key", "s") == _fields(tmp_path)
     assert paths.state_root() == tmp_path / "state" / "mcp-lifecycle"
+
+
+def test_without_a_home_folder_the_cache_still_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No HOME and no passwd entry: platformdirs cannot place the state folder (RuntimeError).
+    # A command whose cache root is given still runs, from the cache, as it did.
+    import pwd
+
+    from mcp_lifecycle.files import paths
+
+    def no_entry(uid: int) -> Any:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(paths, "_state_roots", {})
+    with pytest.raises(RuntimeError):
+        paths.state_root()
+    cache.store("key", _fields(tmp_path), [])
+    (entry,) = cache.cache_dir().iterdir()
+    assert "state_root" not in json.loads(entry.read_text())
+    assert cache.load("key", "s") == _fields(tmp_path)
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    cache.store("other", _fields(tmp_path), [])  # nowhere to put it: no cache, no error
+    assert cache.load("other", "s") is None

@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import time
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,9 @@ def test_uptime_comes_from_the_monotonic_clock_on_the_same_boot() -> None:
     # The wall-clock time says otherwise: on this boot the monotonic one decides.
     snapshot.started_at = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
     assert 29 < (uptime_seconds(snapshot) or 0) < 60
-    snapshot.boot_id = "another-boot"
-    assert 5 * 3600 - 1 < (uptime_seconds(snapshot) or 0) < 5 * 3600 + 60
+    for other in ("another-boot", None):  # no boot id: the monotonic time proves nothing
+        snapshot.boot_id = other
+        assert 5 * 3600 - 1 < (uptime_seconds(snapshot) or 0) < 5 * 3600 + 60
     snapshot.started_at = None
     assert uptime_seconds(snapshot) is None
 
@@ -123,6 +125,12 @@ def test_a_snapshot_behaves_as_the_dataclass_it_was() -> None:
     assert one.probe == {"ok": True}
     assert one.lifecycle_state == {}
     assert RuntimeHealthSnapshot().lifecycle_state is not RuntimeHealthSnapshot().lifecycle_state
+    match one:
+        case RuntimeHealthSnapshot(5, None, False):
+            pass
+        case _:
+            pytest.fail("positional patterns match the fields in order")
+    assert weakref.ref(one)() is one
     with pytest.raises(TypeError):
         hash(one)
     with pytest.raises(TypeError):

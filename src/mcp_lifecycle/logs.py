@@ -102,15 +102,14 @@ def configure_logging(
 
 def configure_for_command() -> None:
     """Set up logging for the command running now if nothing has: a hot command (`cli.fast`)
-    leaves it alone until something logs. As the root callback would, at the level its flags
-    give (WARNING unless one was asked for). Outside a command, or once handlers are in place
-    (ours, a server's, the author's own), it does nothing."""
+    leaves it alone until something logs. As the root callback would without --log-level or
+    -v (with either, the hot command set it up at once): WARNING. Outside a command, or once
+    handlers are in place (ours, a server's, the author's own), it does nothing."""
     from mcp_lifecycle.settings.flags import current_invocation
 
-    flags = current_invocation()
-    if flags is None or logging.getLogger().handlers:
+    if current_invocation() is None or logging.getLogger().handlers:
         return
-    configure_logging(str(flags.values.get("log_level", "WARNING")))
+    configure_logging("WARNING")
 
 
 def anchor_output_log(folder: Path) -> None:

@@ -222,3 +222,18 @@ def test_a_hot_command_that_warns_logs_as_every_command_does(lifecycle: Lifecycl
             assert " WARNING mcp_lifecycle.files.snapshot [" in warning[0]
     finally:
         assert lifecycle.run("stop").code == 0
+
+
+def test_a_hot_command_warns_in_the_one_format_on_a_cache_miss_too(lifecycle: Lifecycle) -> None:
+    # The settings are resolved in full (a cache miss): what that warns about comes out as it
+    # does from every command, and `--set log_level` (a server setting) changes nothing here.
+    settings = lifecycle.marks / "settings"
+    settings.mkdir()
+    (settings / "local.yaml").write_text("bogus_key: 1\n")
+    for args in (["status"], ["--set", "log_level=debug", "status"]):
+        result = lifecycle.run(*args)
+        assert result.code == 2, result
+        warning = [line for line in result.err.splitlines() if "bogus_key" in line]
+        assert len(warning) == 1, result.err
+        assert " WARNING mcp_lifecycle.settings.model [" in warning[0]
+        assert " DEBUG " not in result.err

@@ -86,10 +86,12 @@ def run(
     # As the root callback does: an author's stop_handler that loads the settings gets these.
     forget = remember_invocation(flags)
     try:
-        if line.level is not None:  # asked for: set up now, as the root callback does
+        if line.level is not None or (line.command == "stop" and stop_handler is not None):
+            # Asked for, or the author's stop handler may log: set up now, as the root
+            # callback does.
             from mcp_lifecycle.logs import configure_logging
 
-            configure_logging(line.level.upper())
+            configure_logging((line.level or "WARNING").upper())
         # Otherwise logging (with threading: ~6 ms) is set up only if something logs, at
         # WARNING (`logs.configure_for_command`): a hot command that goes well logs nothing.
         return _answer(line, flags, loader, stop_handler, as_json)

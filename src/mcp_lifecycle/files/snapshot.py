@@ -61,7 +61,7 @@ class RuntimeHealthSnapshot:
     A plain class: `dataclasses` imports `inspect` (with `ast`, `dis` and `tokenize`), ~7 ms
     and 1 MiB that `status` and the supervisor would pay for nothing else."""
 
-    __slots__ = _FIELDS = (
+    _FIELDS = (
         # Oneiric's schema.
         "orchestrator_pid", "updated_at", "watchers_running", "remote_enabled",
         "last_remote_sync_at", "last_remote_error", "lifecycle_state", "activity_state",
@@ -70,6 +70,8 @@ class RuntimeHealthSnapshot:
         "started_at", "ready_at", "last_reload_at", "reload_attempts", "last_reload_error",
         "url", "probe", "loop_turned_monotonic", "heartbeat_monotonic", "started_monotonic",
     )  # fmt: skip
+    __slots__ = (*_FIELDS, "__weakref__")
+    __match_args__ = _FIELDS  # `case RuntimeHealthSnapshot(pid, ...)`, as with the dataclass
 
     def __init__(
         self,
@@ -296,7 +298,12 @@ def update_runtime_health(
 
 def uptime_seconds(snapshot: RuntimeHealthSnapshot) -> float | None:
     """Seconds since the server the snapshot describes started; None if it does not say."""
-    if snapshot.started_monotonic is not None and snapshot.boot_id == boot_id():
+    current_boot = boot_id()
+    if (
+        snapshot.started_monotonic is not None
+        and snapshot.boot_id is not None
+        and snapshot.boot_id == current_boot
+    ):
         return time.monotonic() - snapshot.started_monotonic
     return seconds_since(snapshot.started_at) if snapshot.started_at else None
 

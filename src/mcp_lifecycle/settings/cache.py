@@ -54,7 +54,9 @@ def _likely_cache_dir() -> Path | None:
     if not sys.platform.startswith("linux"):
         return None
     base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
+    if base and not os.path.isabs(base):
+        return None  # platformdirs versions differ on a relative one: theirs to decide
+    if not base:
         home = os.environ.get("HOME", "")
         if not os.path.isabs(home):
             return None
@@ -175,14 +177,18 @@ def load(cache_key: str | None, server_name: str) -> LifecycleFields | None:
     likely = _likely_cache_dir()
     entry = _entry(likely, cache_key) if likely is not None else None
     if entry is None:
-        directory = cache_dir()
+        try:
+            directory = cache_dir()
+        except RuntimeError:  # platformdirs finds no home folder: no cache
+            return None
         entry = _entry(directory, cache_key) if directory != likely else None
     if entry is None:
         return None
+    fields = LifecycleFields.from_json(entry.get("values"), server_name)
     root = entry.get("state_root")
-    if isinstance(root, str) and os.path.isabs(root):
+    if fields is not None and isinstance(root, str) and os.path.isabs(root):
         remember_state_root(Path(root))
-    return LifecycleFields.from_json(entry.get("values"), server_name)
+    return fields
 
 
 def _entry(directory: Path, cache_key: str) -> dict[str, Any] | None:
@@ -207,18 +213,16 @@ def store(cache_key: str | None, fields: LifecycleFields, files: list[list[Any]]
     """Best effort: a cache that cannot be written only costs speed."""
     if cache_key is None:
         return
-    directory = cache_dir()
-    with contextlib.suppress(OSError, ValueError, LifecycleError):
+    # RuntimeError: platformdirs finds no home folder (HOME unset or relative, no passwd entry).
+    with contextlib.suppress(OSError, ValueError, LifecycleError, RuntimeError):
+        directory = cache_dir()
         if not os.path.lexists(directory):
             directory.mkdir(mode=0o700, parents=True)
         if not _private(directory):
             return
-        entry = {
-            "key": digest(cache_key.encode()),
-            "values": fields.to_json(),
-            "files": files,
-            "state_root": str(state_root()),
-        }
+        entry = {"key": digest(cache_key.encode()), "values": fields.to_json(), "files": files}
+        with contextlib.suppress(RuntimeError):  # no home: the entry goes without it
+            entry["state_root"] = str(state_root())
         atomic_write(_entry_path(directory, cache_key), json.dumps(entry, default=str).encode())
         _prune(directory)
 

@@ -74,8 +74,12 @@ class SettingsLoader:
     def resolve(self, flags: Flags | None = None) -> ResolvedSettings:
         """Every layer, validated, with the source of each value (for messages and `config`).
         Without `flags`, the global flags of the command running now."""
+        from mcp_lifecycle.logs import configure_for_command
         from mcp_lifecycle.settings.model import resolve_settings
 
+        # A hot command that missed its cache warns (an unknown key in a settings file, say)
+        # as every command does.
+        configure_for_command()
         flags = flags if flags is not None else invocation_flags()
         settings_cls = self.settings_cls
         before = self._cache_key(flags)
