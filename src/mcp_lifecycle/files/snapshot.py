@@ -298,14 +298,17 @@ def update_runtime_health(
 
 def uptime_seconds(snapshot: RuntimeHealthSnapshot) -> float | None:
     """Seconds since the server the snapshot describes started; None if it does not say."""
-    current_boot = boot_id()
-    if (
-        snapshot.started_monotonic is not None
-        and snapshot.boot_id is not None
-        and snapshot.boot_id == current_boot
-    ):
-        return time.monotonic() - snapshot.started_monotonic
-    return seconds_since(snapshot.started_at) if snapshot.started_at else None
+    return _elapsed(snapshot, snapshot.started_monotonic, snapshot.started_at)
+
+
+def _elapsed(
+    snapshot: RuntimeHealthSnapshot, monotonic: float | None, stamp: str | None
+) -> float | None:
+    """Seconds since a moment the snapshot recorded twice: on CLOCK_MONOTONIC, which decides
+    on the writer's boot (a wall-clock jump changes nothing), and as an ISO time otherwise."""
+    if monotonic is not None and snapshot.boot_id is not None and snapshot.boot_id == boot_id():
+        return time.monotonic() - monotonic
+    return seconds_since(stamp) if stamp else None
 
 
 def seconds_since(stamp: str) -> float | None:
@@ -331,16 +334,7 @@ def get_snapshot_age_seconds(snapshot: RuntimeHealthSnapshot) -> float | None:
     On the writer's boot the monotonic clock decides (a wall-clock jump changes nothing);
     otherwise the wall clock. A timestamp in the future gives a negative age.
     """
-    current_boot = boot_id()
-    if (
-        snapshot.updated_monotonic is not None
-        and snapshot.boot_id is not None
-        and snapshot.boot_id == current_boot
-    ):
-        return time.monotonic() - snapshot.updated_monotonic
-    if snapshot.updated_at is None:
-        return None
-    return seconds_since(snapshot.updated_at)
+    return _elapsed(snapshot, snapshot.updated_monotonic, snapshot.updated_at)
 
 
 # Tolerates scheduling jitter between writer and reader; anything further in the future is

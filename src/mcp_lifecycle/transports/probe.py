@@ -42,9 +42,10 @@ def handshake(
     """
     import anyio
 
-    # The SDK's import takes ~0.8 s idle and several seconds on a loaded machine: the time
-    # given to the server starts once it is in, or a slow import would be the server's fault.
-    _load_client(target, token)
+    # The SDK's import (its client and transports with it) takes ~0.8 s idle and several
+    # seconds on a loaded machine: the server's time starts once it is in, or a slow import
+    # would be the server's fault.
+    import mcp  # noqa: F401
 
     async def talk() -> list[str]:
         with anyio.fail_after(timeout):
@@ -62,14 +63,6 @@ def handshake(
     elapsed = (time.monotonic() - began) * 1000
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     return True, f"MCP handshake {where} ok in {elapsed:.0f} ms; {len(names)} tools ({shown})"
-
-
-def _load_client(target: Any, token: str | None) -> None:
-    import mcp
-
-    if token is not None and isinstance(target, str):
-        import mcp.client.streamable_http
-        import mcp.shared._httpx_utils  # noqa: F401
 
 
 def root_cause(exc: BaseException) -> str:
