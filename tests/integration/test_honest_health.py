@@ -38,16 +38,21 @@ def test_a_blocked_event_loop_goes_stale_and_recovers(lifecycle: Lifecycle, tmp_
                 return count
 
     unblock = lifecycle.marks / "unblock"
+    blocking = lifecycle.marks / "blocking"
 
     async def block(seconds: float) -> None:
         async with lifecycle.client(url) as client:
-            await client.call_tool("block", {"seconds": seconds, "until": str(unblock)})
+            arguments = {"seconds": seconds, "until": str(unblock), "started": str(blocking)}
+            await client.call_tool("block", arguments)
 
     try:
         assert lifecycle.run("status").code == 0
         caller = threading.Thread(target=anyio.run, args=(block, 60.0))
         caller.start()
-        time.sleep(1.5)  # past one heartbeat: the heartbeat no longer vouches
+        # From when the loop is blocked (the client's connect may take a while on a loaded
+        # machine), past one heartbeat: the heartbeat no longer vouches.
+        assert wait_for(blocking.exists, timeout=20)
+        time.sleep(1.5)
         watchdogs()  # what was sent before
         # Stale within TTL (2 s) + one heartbeat (0.5 s) of the block, with room for a slow CI.
         assert wait_for(lambda: lifecycle.run("status").code == 4, timeout=3.5)

@@ -32,11 +32,13 @@ def build() -> MCPServer[Any]:
         return f"{text} after {seconds}s"
 
     @server.tool()
-    async def block(seconds: float, until: str = "") -> str:
+    async def block(seconds: float, until: str = "", started: str = "") -> str:
         """A mistake authors make: a sync sleep in an async tool blocks the event loop (here
-        for `seconds`, or until the file `until` exists)."""
+        for `seconds`, or until the file `until` exists; the file `started` says it began)."""
         from pathlib import Path
 
+        if started:
+            Path(started).touch()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not (until and Path(until).exists()):
             time.sleep(0.05)
