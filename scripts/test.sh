@@ -14,9 +14,9 @@ rm -f .coverage .coverage.*
 python -m compileall -q src tests > /dev/null
 # Four workers on two cores: most tests wait on real processes; work stealing keeps the long
 # ones from finishing last on one worker.
-# The endurance run takes 20 s here (its 1000 snapshot readers take a core from every other
+# The endurance run takes 10 s here (its 1000 snapshot readers take a core from every other
 # test); MCP_LIFECYCLE_ENDURANCE_SECONDS=600 bash scripts/test.sh -m endurance for a long one.
-MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-20} \
+MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-10} \
     pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
     --durations=15 "$@"
 # The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or

@@ -19,6 +19,8 @@ import pytest
 
 from mcp_lifecycle.testing import CliResult as Result
 from mcp_lifecycle.testing import free_port, gone, wait_for
+from tests import forkserver
+from tests.forkserver import ForkServer
 
 pytest_plugins = ["pytester"]
 
@@ -81,20 +83,14 @@ class Lifecycle:
     script: Path = TOY
     name: str = "toy"
     launcher: list[str] = field(default_factory=list)
+    forks: ForkServer | None = None  # runs the CLI calls as forks of a warm interpreter
 
     def command(self, *args: str) -> list[str]:
         return [*(self.launcher or [sys.executable, str(self.script)]), *args]
 
     def run(self, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str) -> Result:
-        proc = subprocess.run(
-            self.command(*args),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **env},
-            cwd=cwd or self.marks,
-            stdin=subprocess.DEVNULL,
-            check=False,
+        proc = forkserver.run(
+            self.forks, self.command(*args), {**self.env, **env}, cwd or self.marks, timeout
         )
         assert "Traceback" not in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stdout, proc.stdout
@@ -174,6 +170,22 @@ def _private_user_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ[name] = value
 
 
+@pytest.fixture(scope="session")
+def forks(
+    tmp_path_factory: pytest.TempPathFactory, _private_user_folders: None
+) -> Iterator[ForkServer | None]:
+    """One warm interpreter per test worker for the CLI calls (see tests/forkserver.py);
+    MCP_LIFECYCLE_TEST_EXEC=1 runs every call with exec instead."""
+    if os.environ.get("MCP_LIFECYCLE_TEST_EXEC"):
+        yield None
+        return
+    # Its forks carry the session's token: one left running is found and killed at the end.
+    env = {**os.environ, TOKEN_VAR: f"{SESSION_TOKEN}-forkserver"}
+    server = ForkServer(tmp_path_factory.mktemp("forkserver"), env)
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def test_token() -> str:
     return f"{SESSION_TOKEN}-{uuid.uuid4().hex[:8]}"
@@ -185,7 +197,10 @@ SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 @pytest.fixture
 def lifecycle(
-    tmp_path: Path, test_token: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    test_token: str,
+    request: pytest.FixtureRequest,
+    forks: ForkServer | None,
 ) -> Iterator[Lifecycle]:
     cache_root = tmp_path / "cache"
     marks = tmp_path / "work"
@@ -210,7 +225,7 @@ def lifecycle(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    yield Lifecycle(cache_root=cache_root, marks=marks, env=env)
+    yield Lifecycle(cache_root=cache_root, marks=marks, env=env, forks=None if bare else forks)
     leaked = kill_processes_with_token(test_token)
     assert not leaked, f"the test left processes running: {leaked}"
 

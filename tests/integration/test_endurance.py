@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TESTS, Lifecycle, free_port
 
 ROTATIONS = 500
-# The load run's length: a minute by default, 20 s in `scripts/test.sh` (CI), as long as you like
+# The load run's length: a minute by default, 10 s in `scripts/test.sh` (CI), as long as you like
 # with MCP_LIFECYCLE_ENDURANCE_SECONDS; `-m "not endurance"` skips it.
 LOAD_SECONDS = float(os.environ.get("MCP_LIFECYCLE_ENDURANCE_SECONDS", "60"))
 

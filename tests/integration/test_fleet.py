@@ -21,6 +21,7 @@ import anyio
 import psutil
 import pytest
 
+from tests import forkserver
 from tests.conftest import (
     TOKEN_VAR,
     Result,
@@ -29,6 +30,7 @@ from tests.conftest import (
     kill_processes_with_token,
     wait_for,
 )
+from tests.forkserver import ForkServer
 
 TOOL = shutil.which("mcp-lifecycle") or str(Path(sys.executable).parent / "mcp-lifecycle")
 FOREIGN = Path(__file__).resolve().parents[1] / "foreign"
@@ -42,18 +44,10 @@ SLOW_SDK_IMPORT = Path(__file__).parent.parent / "servers" / "slow_sdk_import"
 class Fleet:
     folder: Path
     env: dict[str, str]
+    forks: ForkServer | None = None
 
     def run(self, *args: str, timeout: float = 90, **env: str) -> Result:
-        proc = subprocess.run(
-            [TOOL, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **env},
-            cwd=self.folder,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        proc = forkserver.run(self.forks, [TOOL, *args], {**self.env, **env}, self.folder, timeout)
         assert "Traceback" not in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stdout, proc.stdout
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -81,7 +75,7 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, test_token: str) -> Iterator[Fleet]:
+def fleet(tmp_path: Path, test_token: str, forks: ForkServer | None) -> Iterator[Fleet]:
     folder = tmp_path / "project"
     folder.mkdir()
     env = {
@@ -100,7 +94,7 @@ def fleet(tmp_path: Path, test_token: str) -> Iterator[Fleet]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    yield Fleet(folder, env)
+    yield Fleet(folder, env, forks)
     leaked = kill_processes_with_token(test_token)
     assert not leaked, f"the test left processes running: {leaked}"
 
@@ -519,7 +513,7 @@ def test_another_projects_server_of_the_same_name_is_left_alone(
     fleet.write(_yaml(free_port()))
     other = tmp_path / "other-project"
     other.mkdir()
-    theirs = Fleet(other, fleet.env)
+    theirs = Fleet(other, fleet.env, fleet.forks)
     theirs.write(_yaml(free_port()))
     assert fleet.run("up", "echo").code == 0
     try:
