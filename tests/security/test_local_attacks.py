@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import stat
@@ -235,11 +236,21 @@ def test_a_swapped_cache_root_cannot_redirect_the_servers_writes(
         assert refused.code == 6
         assert "is a symlink" in refused.err
     finally:
-        lifecycle.cache_root.unlink()
-        moved.rename(lifecycle.cache_root)
+        # In one step: a server that finds no folder at its path makes a new one there, and
+        # did, in the moment between an unlink and a rename.
+        _exchange(moved, lifecycle.cache_root)
+        moved.unlink()  # the symlink, now
     assert lifecycle.run("status").code == 0
     assert lifecycle.run("stop").code == 0
     assert gone(pid)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux's renameat2 with RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange):
+        raise OSError(ctypes.get_errno(), "renameat2", str(a))
 
 
 @pytest.mark.parametrize("name", [".", "..", "-rf", "a" * 300, "x" * 64])
