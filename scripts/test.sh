@@ -20,8 +20,10 @@ MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-10} \
     pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
     --durations=15 "$@"
 # The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
-# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable).
-PYTHONPATH=tests/portable pytest -n 4 --dist worksteal -q --no-cov -m "not repetitive" \
+# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable), every
+# CLI call a fresh interpreter (the main pass forks them from a warm one: tests/forkserver.py).
+MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" \
+    pytest -n 4 --dist worksteal -q --no-cov -m "not repetitive" \
     tests/integration/test_lifecycle.py tests/integration/test_start.py \
     tests/integration/test_stop.py tests/integration/test_supervisor.py \
     tests/integration/test_portable.py

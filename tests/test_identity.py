@@ -220,3 +220,41 @@ def test_a_process_that_exits_between_its_folder_and_its_files(
 
     monkeypatch.setattr(identity, "_read_in", exited)
     assert identity._from_proc(os.getpid()) == "gone"
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "no-pidfd"])
+def test_a_verified_process_that_exits_says_so_alike_with_or_without_a_pidfd(
+    pidfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop` kills a hung server's group, then the server: by then it has exited, which a
+    signal through a pidfd reports as ProcessLookupError. Without pidfds (macOS) the same, not
+    "refusing to signal PID N: the process is gone" and exit 8."""
+    import signal
+
+    from mcp_lifecycle.control.process import VerifiedProcess
+    from mcp_lifecycle.errors import StalePid
+    from mcp_lifecycle.files.identity import identity_of
+
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = identity_of(proc.pid)
+        target = VerifiedProcess(proc.pid, record)
+        assert (target.pidfd is not None) == pidfd
+        proc.kill()
+        proc.wait()
+        with pytest.raises(ProcessLookupError):
+            target.send(signal.SIGKILL)
+        target.close()
+        # A live process that is not the one recorded is still refused.
+        me = VerifiedProcess(os.getpid(), current_identity())
+        me.pidfd = None if not pidfd else me.pidfd
+        me.identity = record._replace(pid=os.getpid())
+        if not pidfd:
+            with pytest.raises(StalePid, match="started at a different time"):
+                me.send(0)
+        me.close()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -3,6 +3,8 @@ a crash at start and stop still hold: the fallbacks run here through a sitecusto
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import TESTS, Lifecycle, gone
 
 PORTABLE = str(TESTS / "portable")
@@ -74,3 +76,25 @@ def test_windows_gets_one_line_and_exit_1(lifecycle: Lifecycle) -> None:
             "mcp-lifecycle does not run on Windows: run your server in WSL "
             "(https://learn.microsoft.com/windows/wsl/)"
         ]
+
+
+def test_in_the_portable_pass_every_process_of_the_tests_is_portable(lifecycle: Lifecycle) -> None:
+    """`scripts/test.sh` runs the lifecycle tests again with tests/portable on PYTHONPATH: the
+    processes those tests start (in their own folders) must get it too. A relative PYTHONPATH
+    reached none of them, and the fallbacks went untested by that pass."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.environ.get("MCP_LIFECYCLE_PORTABLE"):
+        pytest.skip("the main pass: nothing is taken away")
+    code = "import os; print(os.environ.get('MCP_LIFECYCLE_PORTABLE'), hasattr(os, 'waitid'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=lifecycle.env,
+        cwd=lifecycle.marks,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["1", "False"]

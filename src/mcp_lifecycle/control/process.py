@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 
 from mcp_lifecycle.control.inspect import Condition, ServerState, inspect_server
 from mcp_lifecycle.errors import LifecycleError, NotRunning, StalePid
-from mcp_lifecycle.files.identity import ProcessIdentity, is_process_alive, mismatch_reason
+from mcp_lifecycle.files.identity import (
+    PROCESS_GONE,
+    ProcessIdentity,
+    is_process_alive,
+    mismatch_reason,
+)
 from mcp_lifecycle.files.paths import ServerPaths
 from mcp_lifecycle.files.pidfile import remove_pid_file
 from mcp_lifecycle.files.private import read_no_follow
@@ -49,15 +54,25 @@ class VerifiedProcess:
     def _verify(self) -> None:
         reason = mismatch_reason(self.pid, self.identity)
         if reason is not None:
-            self.close()
-            raise StalePid(f"refusing to signal PID {self.pid}: {reason}")
+            self._refuse(reason)
+
+    def _refuse(self, reason: str) -> None:
+        self.close()
+        raise StalePid(f"refusing to signal PID {self.pid}: {reason}")
 
     def send(self, signum: int) -> None:
+        """Signal it; ProcessLookupError once it has exited, with or without a pidfd."""
         if self.pidfd is not None:
             signal.pidfd_send_signal(self.pidfd, signum)
-        else:
-            self._verify()
-            os.kill(self.pid, signum)
+            return
+        reason = mismatch_reason(self.pid, self.identity)
+        if reason == PROCESS_GONE:
+            # Our server, verified when this began, has exited since (a SIGKILL to its group
+            # takes it too): what a pidfd would say. "Refusing" is for a stranger.
+            raise ProcessLookupError(f"PID {self.pid} has exited")
+        if reason is not None:
+            self._refuse(reason)
+        os.kill(self.pid, signum)
 
     def wait(self, deadline: float) -> bool:
         """True once the process has exited (a zombie counts: it will never run again)."""

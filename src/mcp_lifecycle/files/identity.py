@@ -246,6 +246,9 @@ def _from_psutil(pid: int) -> ProcessIdentity | str:
         return _GONE
 
 
+PROCESS_GONE = "the process is gone"
+
+
 def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
     """Why live process `pid` is not the process `record` describes; None when it is."""
     if record is None:
@@ -256,7 +259,7 @@ def mismatch_reason(pid: int, record: ProcessIdentity | None) -> str | None:
     if actual == _UNKNOWN:
         actual = _from_psutil(pid)
     if not isinstance(actual, ProcessIdentity):
-        return "the process is gone"
+        return PROCESS_GONE
     if record.boot_id and actual.boot_id and record.boot_id != actual.boot_id:
         return "the record is from an earlier boot"
     if record.start_ticks is not None and actual.start_ticks is not None:
