@@ -171,17 +171,16 @@ def _private_user_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def forks(
-    tmp_path_factory: pytest.TempPathFactory, _private_user_folders: None
-) -> Iterator[ForkServer | None]:
+def forks(_private_user_folders: None) -> Iterator[ForkServer | None]:
     """One warm interpreter per test worker for the CLI calls (see tests/forkserver.py);
     MCP_LIFECYCLE_TEST_EXEC=1 runs every call with exec instead."""
     if os.environ.get("MCP_LIFECYCLE_TEST_EXEC"):
         yield None
         return
     # Its forks carry the session's token: one left running is found and killed at the end.
-    env = {**os.environ, TOKEN_VAR: f"{SESSION_TOKEN}-forkserver"}
-    server = ForkServer(tmp_path_factory.mktemp("forkserver"), env)
+    # PYTHONUNBUFFERED as every test's calls have it: the streams are made at start-up.
+    env = {**os.environ, TOKEN_VAR: f"{SESSION_TOKEN}-forkserver", "PYTHONUNBUFFERED": "1"}
+    server = ForkServer(env)
     yield server
     server.close()
 

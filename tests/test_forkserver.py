@@ -1,0 +1,82 @@
+"""The fork server answers a call as `exec` does: the suite's CLI calls rely on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.forkserver import ForkServer
+
+SCRIPT = """\
+import os, sys, time
+mode = sys.argv[1]
+print("argv", sys.argv[1:], "cwd", os.getcwd(), "var", os.environ.get("FS_VAR"))
+print("path0", sys.path[0], "main", __name__, "file", os.path.basename(__file__))
+print("to stderr", file=sys.stderr)
+if mode == "exit-text":
+    sys.exit("a message")
+if mode == "raise":
+    raise RuntimeError("boom")
+if mode == "hard":
+    print("unflushed?")
+    os._exit(3)
+if mode == "sleep":
+    open(os.environ["FS_PID_FILE"], "w").write(str(os.getpid()))
+    time.sleep(60)
+sys.exit(int(mode))
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ForkServer]:
+    forks = ForkServer({**os.environ, "PYTHONUNBUFFERED": "1"})
+    yield forks
+    forks.close()
+
+
+@pytest.mark.parametrize("mode", ["0", "2", "exit-text", "raise", "hard"])
+def test_a_call_answers_as_exec_does(server: ForkServer, tmp_path: Path, mode: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FS_VAR": "yes"}
+    argv = [sys.executable, str(script), mode]
+    assert server.can_run(argv, env)
+    forked = server.run(argv, env, tmp_path, 30)
+    execd = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert (forked.returncode, forked.stdout) == (execd.returncode, execd.stdout)
+    # A traceback names the frames: the fork server's own come before the script's.
+    assert forked.stderr.splitlines()[-1:] == execd.stderr.splitlines()[-1:]
+    assert "var yes" in forked.stdout
+
+
+def test_a_timeout_ends_the_call_and_leaves_nothing(server: ForkServer, tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    pid_file = tmp_path / "pid"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FS_PID_FILE": str(pid_file)}
+    began = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as raised:
+        server.run([sys.executable, str(script), "sleep"], env, tmp_path, 1.5)
+    assert time.monotonic() - began < 10
+    assert "argv ['sleep']" in str(raised.value.output)
+    pid = int(pid_file.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_what_a_fork_cannot_give_is_left_to_exec(server: ForkServer, tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    assert not server.can_run([sys.executable, "-c", "pass"], env)
+    assert not server.can_run([sys.executable, str(tmp_path / "missing.py")], env)
+    assert not server.can_run([sys.executable, str(script), "start", "--foreground"], env)
+    assert not server.can_run([sys.executable, str(script)], {**env, "PYTHONPATH": "/x"})
+    assert not server.can_run([sys.executable, str(script)], {**env, "LC_ALL": "C"})
+    assert not server.can_run(["/bin/sh", "-c", "true"], env)
