@@ -6,17 +6,19 @@ import of Typer and pydantic again (and, under coverage, coverage's own import, 
 of the suite's CPU, on two cores. So each test worker keeps one interpreter that has imported
 them, and a call is a fork of it that runs the script as `python script args` would: in
 `__main__`, with the script's folder first on `sys.path`, the call's environment and folder, and
-the interpreter's own standard streams on the call's pipes.
+the interpreter's own standard streams on the call's pipes. It preloads libraries only: our
+package is imported by each call, as exec'd (its import-time state, its fork hooks and its
+coverage are each call's own).
 
-Two forks: the first waits for the second, reports its PID and exit status, and kills it if the
-caller goes away or gives up (a timeout, Ctrl-C): the caller never signals a PID that may have
-been reaped, and no call outlives its `run`.
+The server reaps its calls and sends each caller the exit status; it kills a call whose caller
+gives up (a timeout, Ctrl-C) or goes away, before reaping it: no signal can reach a reused PID,
+and no call outlives its `run`.
 
 What a fork cannot give is exec'd instead: another interpreter or other interpreter variables
 (PYTHON*, COVERAGE_*, the locale, the portable switch, all read at start-up), a command that is
 not a Python script, a server run in the foreground (a server is always its own interpreter),
 and a test marked `repetitive` (its processes run without coverage). What stays different: the
-forks of one worker share its hash seed and the modules it preloaded; the portable pass of
+forks of one worker share its hash seed and the libraries it preloaded; the portable pass of
 `scripts/test.sh` execs every call.
 
 Run as a script, this is the server: `python forkserver.py SOCKET`.
@@ -41,22 +43,7 @@ from typing import Any
 # What an interpreter reads when it starts, or our package when it is imported: a call that
 # sets these otherwise than the server was started with is exec'd.
 _START_UP = ("PYTHON", "COVERAGE_", "LC_", "LANG", "MCP_LIFECYCLE_PORTABLE")
-_PRELOAD = (
-    "typer",
-    "pydantic",
-    "pydantic_settings",
-    "yaml",
-    "psutil",
-    "mcp_lifecycle.cli.factory",
-    "mcp_lifecycle.cli.app",
-    "mcp_lifecycle.cli.lifecycle",
-    "mcp_lifecycle.cli.root",
-    "mcp_lifecycle.settings.model",
-    "mcp_lifecycle.control.start",
-    "mcp_lifecycle.control.stop",
-    "mcp_lifecycle.control.status",
-    "mcp_lifecycle.control.health",
-)
+_PRELOAD = ("typer", "pydantic", "pydantic_settings", "yaml", "psutil", "platformdirs")
 _MAX_REQUEST = 64 * 1024  # beyond this, exec (and its own limits) decide
 
 
@@ -76,30 +63,30 @@ class ForkServer:
         self.folder = Path(tempfile.mkdtemp(prefix="mcp-forks-"))
         self.socket_path = self.folder / "socket"
         self.env = dict(env)
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, str(self.socket_path)],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.folder / "stderr").open("wb"),
-        )
+        with (self.folder / "stderr").open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, __file__, str(self.socket_path)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         deadline = time.monotonic() + 60
         while not self.socket_path.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                said = (self.folder / "stderr").read_text(errors="replace")
                 self.close()
-                raise RuntimeError(
-                    f"the fork server did not start: {(self.folder / 'stderr').read_text()}"
-                )
+                raise RuntimeError(f"the fork server did not start: {said}")
             time.sleep(0.01)
 
-    def can_run(self, argv: list[str], env: dict[str, str]) -> bool:
-        if "--foreground" in argv:
+    def can_run(self, argv: list[str], env: dict[str, str], cwd: Path) -> bool:
+        if "--foreground" in argv or not cwd.is_dir():
             return False
         if argv[:1] == [sys.executable]:
-            script = argv[1] if len(argv) > 1 else ""
-            if not script.endswith(".py") or not os.path.isfile(script):
+            script = cwd / argv[1] if len(argv) > 1 else cwd
+            if script.suffix != ".py" or not script.is_file():
                 return False  # -m, -c, an interpreter option, no such file: exec says so
-        elif not argv or not _is_python_script(argv[0]):
+        elif not argv or not _is_python_script(cwd / argv[0]):
             return False
         return _start_up_variables(env) == _start_up_variables(self.env)
 
@@ -107,45 +94,18 @@ class ForkServer:
         self, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
     ) -> subprocess.CompletedProcess[str]:
         """As `subprocess.run(argv, env=env, cwd=cwd, stdin=DEVNULL, capture_output=True,
-        text=True, timeout=timeout)`."""
+        text=True, timeout=timeout)`; ForkServerGone before anything ran."""
         deadline = time.monotonic() + timeout
         script_args = argv[1:] if argv[0] == sys.executable else argv
         request = json.dumps({"argv": script_args, "env": env, "cwd": str(cwd)}).encode()
         if len(request) > _MAX_REQUEST:
             raise ForkServerGone("the call is too large to hand over")
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        null = os.open(os.devnull, os.O_RDONLY)
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
             try:
-                try:
-                    conn.connect(str(self.socket_path))
-                except OSError as exc:
-                    raise ForkServerGone(str(exc)) from None
-                socket.send_fds(conn, [request], [null, out_w, err_w])
-            finally:
-                for fd in (null, out_w, err_w):
-                    os.close(fd)  # the fork has them now: EOF comes when it is done
-            try:
-                _receive_number(conn)  # its PID: the call runs
-                out, err, finished = _read_both(out_r, err_r, deadline)
-                if finished:
-                    conn.settimeout(max(0.001, deadline - time.monotonic()))
-                    status = _receive_number(conn)
-            except TimeoutError:
-                finished = False
-            except BaseException:
-                _stop_call(conn)  # as subprocess.run kills its child on any exception
-                raise
-            finally:
-                os.close(out_r)
-                os.close(err_r)
-            if not finished:
-                _stop_call(conn)
-                raise subprocess.TimeoutExpired(argv, timeout, _decode(out), _decode(err))
-        return subprocess.CompletedProcess(
-            argv, os.waitstatus_to_exitcode(status), _decode(out), _decode(err)
-        )
+                conn.connect(str(self.socket_path))
+            except OSError as exc:
+                raise ForkServerGone(str(exc)) from None
+            return _hand_over(conn, request, argv, timeout, deadline)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -155,16 +115,55 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        said = (self.folder / "stderr").read_text(errors="replace")
         for path in self.folder.iterdir():
             path.unlink()
         self.folder.rmdir()
+        if said.strip():
+            print(f"the fork server said: {said}", file=sys.stderr)
+
+
+def _hand_over(
+    conn: socket.socket, request: bytes, argv: list[str], timeout: float, deadline: float
+) -> subprocess.CompletedProcess[str]:
+    """Send the call its streams and wait for it as `subprocess.run` waits for a child."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    out, err, status = b"", b"", None
+    try:
+        try:
+            socket.send_fds(conn, [request], [null, out_w, err_w])
+        finally:
+            for fd in (null, out_w, err_w):
+                os.close(fd)  # the call has them now: EOF comes when it is done
+        conn.settimeout(max(0.001, deadline - time.monotonic()))
+        _receive_number(conn)  # its PID: it runs
+        out, err, finished = _read_both(out_r, err_r, deadline)
+        if finished:
+            conn.settimeout(max(0.001, deadline - time.monotonic()))
+            status = _receive_number(conn)
+    except TimeoutError:
+        pass
+    except BaseException:
+        _stop_call(conn)  # as subprocess.run kills its child on any exception
+        raise
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+    if status is None:
+        _stop_call(conn)
+        raise subprocess.TimeoutExpired(argv, timeout, out or None, err or None)
+    return subprocess.CompletedProcess(
+        argv, os.waitstatus_to_exitcode(status), _decode(out), _decode(err)
+    )
 
 
 def run(
     forks: ForkServer | None, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """A CLI call: a fork of the warm interpreter where it can be one, else exec'd."""
-    if forks is not None and forks.can_run(argv, env):
+    if forks is not None and forks.can_run(argv, env, cwd):
         with contextlib.suppress(ForkServerGone):
             return forks.run(argv, env, cwd, timeout)
     return subprocess.run(
@@ -179,7 +178,7 @@ def run(
     )
 
 
-def _is_python_script(path: str) -> bool:
+def _is_python_script(path: Path) -> bool:
     """A console script of this interpreter (its first line names it) that exec could run."""
     try:
         with open(path, "rb") as file:
@@ -216,19 +215,103 @@ def _decode(data: bytes) -> str:
 def _receive_number(conn: socket.socket) -> int:
     data = conn.recv(64)
     if not data:
-        raise RuntimeError("the fork server's first fork ended without a word")
+        raise RuntimeError("the fork server closed the call without a word")
     return int(data)
 
 
 def _stop_call(conn: socket.socket) -> None:
-    """Have the first fork kill the call and wait until it is gone."""
-    with contextlib.suppress(OSError, ValueError):
+    """Have the server kill the call, and wait until it has reaped it (it then closes)."""
+    with contextlib.suppress(OSError):
         conn.settimeout(10)
         conn.send(b"kill")
-        conn.recv(64)
+        while conn.recv(64):
+            pass
 
 
 # -- the server ----------------------------------------------------------------------------
+
+
+class _Server:
+    """One loop: accept a call and fork it; a caller's word or its going away kills its call;
+    every exited call is reaped and its status sent to its caller."""
+
+    def __init__(self, path: str) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener.bind(path + ".tmp")
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select through wake_w
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.calls: dict[int, socket.socket] = {}
+        os.rename(path + ".tmp", path)  # seen only once it accepts
+
+    def serve(self) -> None:
+        parent = os.getppid()
+        while os.getppid() == parent:  # a test worker that died leaves no server behind
+            for key, _ in self.selector.select(timeout=1):
+                if key.fileobj is self.listener:
+                    self._accept()
+                elif key.fileobj == self.wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_r, 512)
+                else:  # the caller gave up or is gone: still unreaped, the PID is the call's
+                    self.selector.unregister(key.fileobj)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(key.data, signal.SIGKILL)
+            self._reap()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(True)
+        data, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
+        # The call's SIGTERM is a fresh interpreter's (its coverage's handler chains to it).
+        kept = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        pid = os.fork()
+        if pid == 0:
+            self._leave(conn)
+            _become(json.loads(data), fds)
+        signal.signal(signal.SIGTERM, kept)
+        for fd in fds:
+            os.close(fd)
+        conn.send(str(pid).encode())
+        self.calls[pid] = conn
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def _leave(self, conn: socket.socket) -> None:
+        """In a call: nothing of the server's stays open or set."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        for other in (self.listener, conn, *self.calls.values()):
+            other.close()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+
+    def _reap(self) -> None:
+        while self.calls:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.calls.pop(pid, None)
+            if conn is None:
+                continue
+            with contextlib.suppress(KeyError):
+                self.selector.unregister(conn)
+            with contextlib.suppress(OSError):
+                conn.send(str(status).encode())
+            conn.close()
 
 
 def _serve(path: str) -> None:
@@ -237,75 +320,8 @@ def _serve(path: str) -> None:
 
     for name in _PRELOAD:
         importlib.import_module(name)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path + ".tmp")
-    listener.listen(64)
     gc.freeze()  # the forks' collections need not visit (and so copy) what was preloaded
-    os.rename(path + ".tmp", path)  # seen only once it accepts
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the first forks are reaped by the kernel
-    parent = os.getppid()
-    listener.settimeout(1)
-    while os.getppid() == parent:  # a test worker that died leaves no server behind
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        conn.settimeout(None)
-        if os.fork() == 0:
-            listener.close()
-            _first_fork(conn)  # returns only in the second fork, which runs the call
-            return
-        conn.close()
-
-
-def _first_fork(conn: socket.socket) -> None:
-    """Start the call in a second fork; report its PID and exit status; kill it if asked to
-    or if the caller is gone. Never returns here: only the second fork goes on."""
-    first = os.getpid()
-    try:
-        data, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
-        request = json.loads(data)
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select below
-        # The call's SIGTERM is a fresh interpreter's (coverage's handler chains to it).
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        pid = os.fork()
-        if pid == 0:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for fd in (wake_r, wake_w):
-                os.close(fd)
-            conn.close()
-            _become(request, fds)
-            return
-        for fd in fds:
-            os.close(fd)
-        conn.send(str(pid).encode())
-        conn.send(str(_wait_or_kill(pid, conn, wake_r)).encode())
-    finally:
-        if os.getpid() == first:
-            os._exit(0)  # nothing may unwind into the server's loop
-
-
-def _wait_or_kill(pid: int, conn: socket.socket, wake: int) -> int:
-    """The call's wait status; a word from the caller, or its going away, kills the call
-    first (still our unreaped child: its PID is its own)."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(conn, selectors.EVENT_READ)
-        selector.register(wake, selectors.EVENT_READ)
-        while True:
-            ready = {key.fileobj for key, _ in selector.select()}
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status
-            if conn in ready:
-                os.kill(pid, signal.SIGKILL)
-                return os.waitpid(pid, 0)[1]
-            with contextlib.suppress(BlockingIOError):
-                os.read(wake, 512)
+    _Server(path).serve()
 
 
 def _become(request: dict[str, Any], fds: list[int]) -> None:

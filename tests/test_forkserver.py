@@ -47,7 +47,7 @@ def test_a_call_answers_as_exec_does(server: ForkServer, tmp_path: Path, mode: s
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FS_VAR": "yes"}
     argv = [sys.executable, str(script), mode]
-    assert server.can_run(argv, env)
+    assert server.can_run(argv, env, tmp_path)
     forked = server.run(argv, env, tmp_path, 30)
     execd = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert (forked.returncode, forked.stdout) == (execd.returncode, execd.stdout)
@@ -70,13 +70,43 @@ def test_a_timeout_ends_the_call_and_leaves_nothing(server: ForkServer, tmp_path
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+def test_a_call_given_up_by_an_exception_is_ended(server: ForkServer, tmp_path: Path) -> None:
+    """Ctrl-C or pytest-timeout in the middle of a call: as subprocess.run kills its child."""
+    import signal
+
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    pid_file = tmp_path / "pid"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FS_PID_FILE": str(pid_file)}
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.run([sys.executable, str(script), "sleep"], env, tmp_path, 30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not psutil.pid_exists(int(pid_file.read_text()))
+    assert len(os.listdir("/proc/self/fd")) < 64  # the pipes of the call are closed
+
+
 def test_what_a_fork_cannot_give_is_left_to_exec(server: ForkServer, tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    assert not server.can_run([sys.executable, "-c", "pass"], env)
-    assert not server.can_run([sys.executable, str(tmp_path / "missing.py")], env)
-    assert not server.can_run([sys.executable, str(script), "start", "--foreground"], env)
-    assert not server.can_run([sys.executable, str(script)], {**env, "PYTHONPATH": "/x"})
-    assert not server.can_run([sys.executable, str(script)], {**env, "LC_ALL": "C"})
-    assert not server.can_run(["/bin/sh", "-c", "true"], env)
+    assert not server.can_run([sys.executable, "-c", "pass"], env, tmp_path)
+    assert not server.can_run([sys.executable, str(tmp_path / "missing.py")], env, tmp_path)
+    assert not server.can_run([sys.executable, str(script), "start", "--foreground"], env, tmp_path)
+    assert not server.can_run([sys.executable, str(script)], {**env, "PYTHONPATH": "/x"}, tmp_path)
+    assert not server.can_run([sys.executable, str(script)], {**env, "LC_ALL": "C"}, tmp_path)
+    assert not server.can_run(["/bin/sh", "-c", "true"], env, tmp_path)
+    assert not server.can_run([sys.executable, str(script)], env, tmp_path / "no-such-folder")
+    # A relative script is found from the call's folder, as the interpreter finds it.
+    assert server.can_run([sys.executable, "script.py"], env, tmp_path)
+    assert not server.can_run([sys.executable, "script.py"], env, tmp_path.parent)
+    relative = server.run([sys.executable, "script.py", "0"], env, tmp_path, 30)
+    assert relative.returncode == 0, relative.stderr
