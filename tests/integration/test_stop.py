@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -163,3 +164,31 @@ def test_a_stuck_snapshot_lock_never_hangs_stop(lifecycle: Lifecycle, spawn: Any
         "busy" in lifecycle.log_file.read_text()
         or "could not write" in lifecycle.log_file.read_text()
     )
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "no-pidfd"])
+def test_a_server_that_exits_as_stop_signals_it_is_stopped(
+    lifecycle: Lifecycle, monkeypatch: pytest.MonkeyPatch, pidfd: bool
+) -> None:
+    """Verified as ours, then gone before the SIGTERM (it crashed, or another `stop` won):
+    stopped, exit 0, not an error about signalling a process that is gone."""
+    from mcp_lifecycle.control import process, stop
+    from mcp_lifecycle.files.paths import ServerPaths
+
+    assert lifecycle.run("start").code == 0
+    pid = lifecycle.pid()
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    real_leads_session = process.leads_session
+
+    def exits_first(target: int) -> bool:  # runs between the verification and the SIGTERM
+        leads = real_leads_session(target)
+        os.kill(target, signal.SIGKILL)
+        assert wait_for(lambda: not psutil.pid_exists(target), 10)  # reaped, not a zombie
+        return leads
+
+    monkeypatch.setattr(stop, "leads_session", exits_first)
+    result = stop.stop_server(ServerPaths("toy", lifecycle.cache_root), timeout=5)
+    assert result.pid == pid
+    assert gone(pid)
+    assert lifecycle.run("status").code == 2

@@ -8,6 +8,7 @@ lock's record names it with its own start time (`inspect`, `identity`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -69,7 +70,7 @@ class VerifiedProcess:
         if reason == PROCESS_GONE:
             # Our server, verified when this began, has exited since (a SIGKILL to its group
             # takes it too): what a pidfd would say. "Refusing" is for a stranger.
-            raise ProcessLookupError(f"PID {self.pid} has exited")
+            raise ProcessLookupError(errno.ESRCH, f"PID {self.pid} has exited")
         if reason is not None:
             self._refuse(reason)
         os.kill(self.pid, signum)

@@ -51,10 +51,13 @@ def stop_server(
         group = leads_session(pid)
         if stop_handler is not None:
             stop_handler(pid)
-        elif group:
-            os.killpg(pid, signal.SIGTERM)
         else:
-            target.send(signal.SIGTERM)
+            # ProcessLookupError: it exited as we came to stop it (verified ours just now).
+            with contextlib.suppress(ProcessLookupError):
+                if group:
+                    os.killpg(pid, signal.SIGTERM)
+                else:
+                    target.send(signal.SIGTERM)
         deadline = began + timeout
         exited = target.wait(deadline) and (not group or wait_group(pid, deadline))
         forced = False
