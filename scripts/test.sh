@@ -17,9 +17,12 @@ python -m compileall -q src tests > /dev/null
 # CLI call a fresh interpreter (the main pass forks them from a warm one: tests/forkserver.py).
 # It runs alongside the main pass, on two workers of its own: the main pass leaves a core idle
 # for much of its time (measured: both together 274 s, one after the other 326 s).
+# A background job starts with SIGINT ignored, and every process under it would inherit that:
+# the tests that press Ctrl-C on a CLI need it back (a handled signal is default after exec).
 portable_log=$(mktemp)
-MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" \
-    pytest -n 2 --dist worksteal -q --no-cov -m "not repetitive" \
+MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" python -c \
+    'import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())' \
+    -n 2 --dist worksteal -q --no-cov -m "not repetitive" \
     tests/integration/test_lifecycle.py tests/integration/test_start.py \
     tests/integration/test_stop.py tests/integration/test_supervisor.py \
     tests/integration/test_portable.py > "$portable_log" 2>&1 &
