@@ -12,41 +12,20 @@ rm -f .coverage .coverage.*
 # Every test starts CLI processes; where PYTHONDONTWRITEBYTECODE is set (as on CI machines), each
 # would compile the package again unless it is compiled once here.
 python -m compileall -q src tests > /dev/null
-# The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
-# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable), every
-# CLI call a fresh interpreter (the main pass forks them from a warm one: tests/forkserver.py).
-# It runs alongside the main pass, on two workers of its own: the main pass leaves a core idle
-# for much of its time (measured: both together 274 s, one after the other 326 s).
-# A background job starts with SIGINT ignored, and every process under it would inherit that:
-# the tests that press Ctrl-C on a CLI need it back (a handled signal is default after exec).
-portable_log=$(mktemp)
-MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" python -c \
-    'import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())' \
-    -n 2 --dist worksteal -q --no-cov -m "not repetitive" \
-    tests/integration/test_lifecycle.py tests/integration/test_start.py \
-    tests/integration/test_stop.py tests/integration/test_supervisor.py \
-    tests/integration/test_portable.py > "$portable_log" 2>&1 &
-portable=$!
-# Interrupted, this script takes the portable pass down with it (only while it runs: once it
-# is waited for, its PID is no longer ours).
-trap '[ -n "$portable" ] && kill "$portable" 2> /dev/null; rm -f "$portable_log"' EXIT
-
 # Four workers on two cores: most tests wait on real processes; work stealing keeps the long
 # ones from finishing last on one worker.
 # The endurance run takes 10 s here (its 1000 snapshot readers take a core from every other
 # test); MCP_LIFECYCLE_ENDURANCE_SECONDS=600 bash scripts/test.sh -m endurance for a long one.
-main=0
 MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-10} \
     pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
-    --durations=15 "$@" || main=$?
-portable_status=0
-wait "$portable" || portable_status=$?
-portable=""
-echo "== the portable pass (tests/portable) =="
-cat "$portable_log"
-if [ "$main" -ne 0 ] || [ "$portable_status" -ne 0 ]; then
-    echo "the main pass exited $main, the portable pass $portable_status" >&2
-    exit 1
-fi
+    --durations=15 "$@"
+# The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
+# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable), every
+# CLI call a fresh interpreter (the main pass forks them from a warm one: tests/forkserver.py).
+MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" \
+    pytest -n 4 --dist worksteal -q --no-cov -m "not repetitive" \
+    tests/integration/test_lifecycle.py tests/integration/test_start.py \
+    tests/integration/test_stop.py tests/integration/test_supervisor.py \
+    tests/integration/test_portable.py
 # The code that decides whom to signal and what is on disk must be covered completely.
 coverage report --fail-under=100 --include='*/mcp_lifecycle/files/pidfile.py,*/mcp_lifecycle/files/snapshot.py,*/mcp_lifecycle/files/name_socket.py,*/mcp_lifecycle/server/name_claim.py,*/mcp_lifecycle/files/identity.py,*/mcp_lifecycle/server/signals.py'
