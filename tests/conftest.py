@@ -229,6 +229,15 @@ def lifecycle(
     assert not leaked, f"the test left processes running: {leaked}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Run as a background job (`bash scripts/test.sh &`) or under nohup, pytest starts with
+    # SIGINT ignored, and every process the tests start would inherit that: the tests that
+    # press Ctrl-C on a CLI need it handled, as in a terminal (a handled signal is reset to
+    # the default by exec).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaked = kill_processes_with_token(SESSION_TOKEN)
     if leaked:
