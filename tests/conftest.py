@@ -73,6 +73,17 @@ def kill_processes_with_token(token: str) -> list[str]:
     return [who] if procs else []
 
 
+def run_cli(
+    forks: ForkServer | None, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> Result:
+    """A CLI call of a test (a fork of the warm interpreter where it can be one): never a
+    traceback in front of the user."""
+    proc = forkserver.run(forks, argv, env, cwd, timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout, proc.stdout
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 @dataclass
 class Lifecycle:
     """Runs a server CLI (`python <script> ...`) with an isolated cache root and environment."""
@@ -89,12 +100,9 @@ class Lifecycle:
         return [*(self.launcher or [sys.executable, str(self.script)]), *args]
 
     def run(self, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str) -> Result:
-        proc = forkserver.run(
+        return run_cli(
             self.forks, self.command(*args), {**self.env, **env}, cwd or self.marks, timeout
         )
-        assert "Traceback" not in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stdout, proc.stdout
-        return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -21,13 +21,13 @@ import anyio
 import psutil
 import pytest
 
-from tests import forkserver
 from tests.conftest import (
     TOKEN_VAR,
     Result,
     describe,
     free_port,
     kill_processes_with_token,
+    run_cli,
     wait_for,
 )
 from tests.forkserver import ForkServer
@@ -47,10 +47,7 @@ class Fleet:
     forks: ForkServer | None = None
 
     def run(self, *args: str, timeout: float = 90, **env: str) -> Result:
-        proc = forkserver.run(self.forks, [TOOL, *args], {**self.env, **env}, self.folder, timeout)
-        assert "Traceback" not in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stdout, proc.stdout
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        return run_cli(self.forks, [TOOL, *args], {**self.env, **env}, self.folder, timeout)
 
     def write(self, text: str, name: str = "mcp-lifecycle.yaml") -> Path:
         path = self.folder / name
