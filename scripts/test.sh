@@ -20,9 +20,9 @@ MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-10} \
     pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
     --durations=15 "$@"
 # The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
-# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable), every
-# CLI call a fresh interpreter (the main pass forks them from a warm one: tests/forkserver.py).
-MCP_LIFECYCLE_TEST_EXEC=1 PYTHONPATH="$PWD/tests/portable" \
+# PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable) in every
+# process, the warm interpreter the CLI calls are forked from included (tests/forkserver.py).
+PYTHONPATH="$PWD/tests/portable" \
     pytest -n 4 --dist worksteal -q --no-cov -m "not repetitive" \
     tests/integration/test_lifecycle.py tests/integration/test_start.py \
     tests/integration/test_stop.py tests/integration/test_supervisor.py \

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from mcp_lifecycle.files.kernel import PORTABLE_ENV
 from mcp_lifecycle.testing import CliResult as Result
 from mcp_lifecycle.testing import free_port, gone, wait_for
 from tests import forkserver
@@ -215,10 +216,12 @@ def lifecycle(
     # A test that runs the same paths dozens of times (concurrent starts, a kill at every
     # moment, a long load) adds time under coverage, not coverage: its processes run bare.
     bare = request.node.get_closest_marker("repetitive") is not None
+    # The portable pass's switch (set by tests/portable) is the pass's, not a test's: kept, a
+    # call may still be a fork of the warm interpreter, which has the same switch.
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_"))
+        if (key == PORTABLE_ENV or not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_")))
         and not (bare and key in SUBPROCESS_COVERAGE)
     }
     env.update(

@@ -18,8 +18,8 @@ What a fork cannot give is exec'd instead: another interpreter or other interpre
 (PYTHON*, COVERAGE_*, the locale, the portable switch, all read at start-up), a command that is
 not a Python script, a server run in the foreground (a server is always its own interpreter),
 and a test marked `repetitive` (its processes run without coverage). What stays different: the
-forks of one worker share its hash seed and the libraries it preloaded; the portable pass of
-`scripts/test.sh` execs every call.
+forks of one worker share its hash seed and the libraries it preloaded. In the portable pass
+of `scripts/test.sh` the warm interpreter starts portable too (tests/portable), so its forks are.
 
 Run as a script, this is the server: `python forkserver.py SOCKET`.
 """

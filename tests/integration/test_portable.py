@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import TESTS, Lifecycle, gone
+from tests.conftest import TESTS, Lifecycle, gone, run_cli
 
 PORTABLE = str(TESTS / "portable")
 
@@ -98,3 +98,11 @@ def test_in_the_portable_pass_every_process_of_the_tests_is_portable(lifecycle: 
         check=True,
     ).stdout
     assert out.split() == ["1", "False"]
+    # And the CLI calls: forks of the warm interpreter, which was started portable too.
+    script = lifecycle.marks / "what_is_taken_away.py"
+    script.write_text(f"{code}\nimport mcp_lifecycle.files.kernel as k; print(k.LINUX)\n")
+    argv = [sys.executable, str(script)]
+    if lifecycle.forks is not None:  # None: MCP_LIFECYCLE_TEST_EXEC=1, every call exec'd
+        assert lifecycle.forks.can_run(argv, lifecycle.env, lifecycle.marks)
+    forked = run_cli(lifecycle.forks, argv, lifecycle.env, lifecycle.marks, 30)
+    assert forked.out.split() == ["1", "False", "False"]
