@@ -5,13 +5,19 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
+# Every test starts CLI processes; where PYTHONDONTWRITEBYTECODE is set (as on CI machines), each
+# would compile the package again unless it is compiled once here. And every pytest worker
+# would rewrite the asserts of every test module again: one collection with it unset caches
+# them (pytest reads that cache either way), on the core mypy leaves free.
+python -m compileall -q src tests > /dev/null
+PYTHONDONTWRITEBYTECODE='' python -m pytest --collect-only -q --no-cov -p no:cacheprovider \
+    > /dev/null &
+collecting=$!
 ruff check src tests bench
 ruff format --check src tests bench
 mypy
+wait "$collecting" || true  # a test module that cannot load: the run below says which
 rm -f .coverage .coverage.*
-# Every test starts CLI processes; where PYTHONDONTWRITEBYTECODE is set (as on CI machines), each
-# would compile the package again unless it is compiled once here.
-python -m compileall -q src tests > /dev/null
 # Four workers on two cores: most tests wait on real processes; work stealing keeps the long
 # ones from finishing last on one worker.
 # The endurance run takes 10 s here (its 1000 snapshot readers take a core from every other

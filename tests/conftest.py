@@ -201,6 +201,10 @@ def test_token() -> str:
 
 # What makes coverage measure a subprocess (coverage's `patch = ["subprocess"]`).
 SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+# In a process's environment, empty, they keep coverage out of it: for processes that run none
+# of our code (a third-party server) or only paths other tests measure, where coverage (a third
+# of a second for a process that imports the MCP SDK) would only cost.
+UNMEASURED = dict.fromkeys(SUBPROCESS_COVERAGE, "")
 
 
 @pytest.fixture

@@ -10,22 +10,24 @@ from typing import ClassVar
 import pytest
 
 from mcp_lifecycle.testing import LifecycleSuite
-from tests.conftest import SESSION_TOKEN, TESTS, TOKEN_VAR
+from tests.conftest import SESSION_TOKEN, TESTS, TOKEN_VAR, UNMEASURED
 
 DEMO = shutil.which("mcp-lifecycle-demo") or str(Path(sys.executable).parent / "mcp-lifecycle-demo")
+# The suite runs paths the lifecycle tests measure already, on a server (the demo) that
+# tests/integration/test_mcp_demo.py measures: its processes are left out of coverage.
 
 
 class TestDemoLifecycle(LifecycleSuite):
     command: ClassVar[list[str]] = [DEMO]
     http = True
-    env: ClassVar[dict[str, str]] = {TOKEN_VAR: f"{SESSION_TOKEN}-suite"}
+    env: ClassVar[dict[str, str]] = {TOKEN_VAR: f"{SESSION_TOKEN}-suite", **UNMEASURED}
 
 
 class TestStdioLifecycle(LifecycleSuite):
     """The same suite on a stdio server: what applies passes, the rest says why it is skipped."""
 
     command: ClassVar[list[str]] = [sys.executable, str(TESTS / "servers" / "stdio_server.py")]
-    env: ClassVar[dict[str, str]] = {TOKEN_VAR: f"{SESSION_TOKEN}-stdio-suite"}
+    env: ClassVar[dict[str, str]] = {TOKEN_VAR: f"{SESSION_TOKEN}-stdio-suite", **UNMEASURED}
 
 
 def test_a_wrong_command_says_so(pytester: pytest.Pytester) -> None:

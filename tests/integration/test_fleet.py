@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import (
     TOKEN_VAR,
+    UNMEASURED,
     Result,
     describe,
     free_port,
@@ -36,6 +37,8 @@ TOOL = shutil.which("mcp-lifecycle") or str(Path(sys.executable).parent / "mcp-l
 FOREIGN = Path(__file__).resolve().parents[1] / "foreign"
 HTTP_SERVER = FOREIGN / "http_server.py"
 STDIO_SERVER = FOREIGN / "stdio_server.py"
+# The foreign servers run none of our code.
+_UNMEASURED_YAML = ", ".join(f'{key}: ""' for key in UNMEASURED)
 # A sitecustomize that makes `import mcp` take 3 s longer, as on a heavily loaded machine.
 SLOW_SDK_IMPORT = Path(__file__).parent.parent / "servers" / "slow_sdk_import"
 
@@ -104,10 +107,11 @@ servers:
     command: [{sys.executable}, {HTTP_SERVER}, "{http_port}"{crash_arg}]
     url: http://127.0.0.1:{http_port}/mcp
     restart: {restart}
+    env: {{{_UNMEASURED_YAML}}}
   echo:
     command: {sys.executable} {STDIO_SERVER}
     transport: stdio
-    env: {{GREETING: hello from the fleet file}}
+    env: {{GREETING: hello from the fleet file, {_UNMEASURED_YAML}}}
 """
 
 
@@ -212,7 +216,7 @@ def test_a_claude_code_mcp_json_is_run_as_it_is_on_a_port_kept_for_its_name(
             "echo": {
                 "command": sys.executable,
                 "args": [str(STDIO_SERVER)],
-                "env": {"GREETING": "hello from .mcp.json"},
+                "env": {"GREETING": "hello from .mcp.json", **UNMEASURED},
             }
         }
     }
@@ -375,7 +379,9 @@ def test_an_mcp_server_already_on_the_port_is_not_taken_for_ours(fleet: Fleet, s
     """Someone else answers MCP at the URL first: a handshake there proves nothing about the
     command we run, so `up` fails and names the holder instead of saying "started"."""
     port = free_port()
-    stranger = spawn([sys.executable, str(HTTP_SERVER), str(port)], stderr=subprocess.DEVNULL)
+    stranger = spawn(
+        [sys.executable, str(HTTP_SERVER), str(port)], stderr=subprocess.DEVNULL, env=UNMEASURED
+    )
     assert wait_for(lambda: _answers(port), 20)
     fleet.write(_yaml(port))
     up = fleet.run("up", "adder")
@@ -405,7 +411,7 @@ def test_what_a_wrapper_left_behind_goes_with_it(fleet: Fleet) -> None:
     )
     fleet.write(
         f"servers:\n  wrapped:\n    command: [/bin/sh, -c, {json.dumps(script)}]\n"
-        f"    url: http://127.0.0.1:{port}/mcp\n"
+        f"    url: http://127.0.0.1:{port}/mcp\n    env: {{{_UNMEASURED_YAML}}}\n"
     )
     assert fleet.run("up").code == 0
     gone.touch()
@@ -418,7 +424,7 @@ def test_a_bridged_servers_helpers_go_down_with_it(fleet: Fleet) -> None:
     script = f"sleep 300 & exec {sys.executable} {STDIO_SERVER}"
     fleet.write(
         f"servers:\n  helped:\n    command: [/bin/sh, -c, {json.dumps(script)}]\n"
-        "    transport: stdio\n"
+        f"    transport: stdio\n    env: {{{_UNMEASURED_YAML}}}\n"
     )
     assert fleet.run("up").code == 0
     assert any("sleep" in " ".join(proc.cmdline()) for proc in fleet.processes())
@@ -481,6 +487,7 @@ def test_ctrl_c_during_up_takes_back_every_server_it_started(fleet: Fleet) -> No
     fleet.write(
         "servers:\n"
         f"  quick:\n    command: [{sys.executable}, {STDIO_SERVER}]\n    transport: stdio\n"
+        f"    env: {{{_UNMEASURED_YAML}}}\n"
         f"  slow:\n    command: [/bin/sh, -c, {json.dumps(slow)}]\n    transport: stdio\n"
     )
     up = subprocess.Popen(
