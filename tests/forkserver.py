@@ -6,9 +6,11 @@ import of Typer and pydantic again (and, under coverage, coverage's own import, 
 of the suite's CPU, on two cores. So each test worker keeps one interpreter that has imported
 them, and a call is a fork of it that runs the script as `python script args` would: in
 `__main__`, with the script's folder first on `sys.path`, the call's environment and folder, and
-the interpreter's own standard streams on the call's pipes. It preloads libraries only: our
-package is imported by each call, as exec'd (its import-time state, its fork hooks and its
-coverage are each call's own).
+the interpreter's own standard streams on the call's pipes. It preloads the libraries, and of
+our package only the modules that set nothing up for a call at import (no fork hook, nothing
+read from the environment but the start-up variables): the rest, the server's runtime and the
+health snapshot among them, each call imports as exec'd would (their import-time state, fork
+hooks and coverage are the call's own).
 
 The server reaps its calls and sends each caller the exit status; it kills a call whose caller
 gives up (a timeout, Ctrl-C) or goes away, before reaping it: no signal can reach a reused PID,
@@ -44,6 +46,24 @@ from typing import Any
 # sets these otherwise than the server was started with is exec'd.
 _START_UP = ("PYTHON", "COVERAGE_", "LC_", "LANG", "MCP_LIFECYCLE_PORTABLE")
 _PRELOAD = ("typer", "pydantic", "pydantic_settings", "yaml", "psutil", "platformdirs")
+# And the modules of ours that every call imports and that leave it nothing of the server's:
+# the settings model, the app, the files and the name claim (with what they import). None may
+# register a fork hook (every call would run it; `_serve` refuses to start then), and at import
+# they read nothing but the start-up variables above. The others, the server's runtime and the
+# health snapshot with their fork hooks among them, each call imports for itself.
+_PRELOAD_OURS = (
+    "mcp_lifecycle.cli.app",
+    "mcp_lifecycle.cli.factory",
+    "mcp_lifecycle.cli.fast",
+    "mcp_lifecycle.cli.render",
+    "mcp_lifecycle.control.inspect",
+    "mcp_lifecycle.files.registry",
+    "mcp_lifecycle.handoff",
+    "mcp_lifecycle.server.claim",
+    "mcp_lifecycle.server.heartbeat",
+    "mcp_lifecycle.settings.model",
+    "mcp_lifecycle.transports.access",
+)
 _MAX_REQUEST = 64 * 1024  # beyond this, exec (and its own limits) decide
 
 
@@ -320,6 +340,24 @@ def _serve(path: str) -> None:
 
     for name in _PRELOAD:
         importlib.import_module(name)
+    ours: list[str] = []
+    register = os.register_at_fork
+
+    def watched(**hooks: Any) -> None:
+        named = (f"{hook.__module__}.{hook.__qualname__}" for hook in hooks.values())
+        ours.extend(name for name in named if name.startswith("mcp_lifecycle"))
+        register(**hooks)
+
+    os.register_at_fork = watched
+    try:
+        for name in _PRELOAD_OURS:
+            importlib.import_module(name)
+    finally:
+        os.register_at_fork = register
+    if ours:
+        raise SystemExit(
+            f"a preloaded module registers a fork hook, which every call would run: {ours}"
+        )
     gc.freeze()  # the forks' collections need not visit (and so copy) what was preloaded
     _Server(path).serve()
 

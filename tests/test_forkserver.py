@@ -110,3 +110,22 @@ def test_what_a_fork_cannot_give_is_left_to_exec(server: ForkServer, tmp_path: P
     assert not server.can_run([sys.executable, "script.py"], env, tmp_path.parent)
     relative = server.run([sys.executable, "script.py", "0"], env, tmp_path, 30)
     assert relative.returncode == 0, relative.stderr
+
+
+def test_a_call_finds_only_hook_free_modules_of_ours_loaded(
+    server: ForkServer, tmp_path: Path
+) -> None:
+    """The settings model comes preloaded; the modules that register a fork hook (the server's
+    runtime, the health snapshot) do not: a call imports them itself, as exec'd, and no fork
+    hook of ours runs in it."""
+    script = tmp_path / "loaded.py"
+    script.write_text(
+        "import sys\n"
+        "names = ('mcp_lifecycle.settings.model', 'mcp_lifecycle.server.runtime',\n"
+        "         'mcp_lifecycle.files.snapshot')\n"
+        "print([name in sys.modules for name in names])\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, str(script)]
+    assert server.can_run(argv, env, tmp_path)
+    assert server.run(argv, env, tmp_path, 30).stdout.strip() == "[True, False, False]"
