@@ -18,12 +18,13 @@ ruff format --check src tests bench
 mypy
 wait "$collecting" || true  # a test module that cannot load: the run below says which
 rm -f .coverage .coverage.*
-# Four workers on two cores: most tests wait on real processes; work stealing keeps the long
-# ones from finishing last on one worker.
+# Three workers on two cores: under coverage the tests keep both cores busy, and a fourth only
+# added contention (210 s against 228 s); work stealing keeps the long ones from finishing last
+# on one worker. The portable pass, without coverage, waits more: four workers there.
 # The endurance run takes 10 s here (its 1000 snapshot readers take a core from every other
 # test); MCP_LIFECYCLE_ENDURANCE_SECONDS=600 bash scripts/test.sh -m endurance for a long one.
 MCP_LIFECYCLE_ENDURANCE_SECONDS=${MCP_LIFECYCLE_ENDURANCE_SECONDS:-10} \
-    pytest -n 4 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
+    pytest -n 3 --dist worksteal --cov --cov-report=term-missing --cov-fail-under=90 \
     --durations=15 "$@"
 # The fallbacks macOS runs on (no os.waitid, pidfds, /proc, abstract sockets or
 # PR_SET_PDEATHSIG): the lifecycle tests again with those taken away (tests/portable) in every
