@@ -28,6 +28,10 @@ pytest_plugins = ["pytester"]
 TESTS = Path(__file__).parent
 TOY = TESTS / "servers" / "toy_server.py"
 SESSION_TOKEN = uuid.uuid4().hex
+# Seconds between two looks of a wait that runs a CLI call to look: each is a process (a tenth
+# of a second of CPU under coverage), and at wait_for's default of 0.02 s a wait of a few
+# seconds would take a core from every other test.
+CLI_POLL = 0.25
 TOKEN_VAR = "MCP_LIFECYCLE_TEST_TOKEN"
 
 

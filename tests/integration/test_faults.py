@@ -21,7 +21,7 @@ import anyio
 import psutil
 import pytest
 
-from tests.conftest import TESTS, Lifecycle, free_port, gone, wait_for
+from tests.conftest import CLI_POLL, TESTS, Lifecycle, free_port, gone, wait_for
 
 OK_DURING_CHANGE = {0, 2, 3, 4, 8}
 
@@ -112,7 +112,7 @@ def test_start_killed_while_waiting_leaves_a_managed_server(lifecycle: Lifecycle
     assert wait_for(lifecycle.pid_file.exists, timeout=15)
     proc.kill()  # SIGKILL: no chance to take the server back
     proc.wait()
-    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=10)
+    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=10, interval=CLI_POLL)
     assert lifecycle.run("stop").code == 0
 
 
@@ -328,7 +328,7 @@ def test_cache_root_deleted_while_running(lifecycle: Lifecycle) -> None:
     assert status.code in (0, 4), status
     assert lifecycle.run("start").code == 3
     assert wait_for(lambda: lifecycle.pid_file.exists() and lifecycle.lock_file.exists())
-    assert wait_for(lambda: lifecycle.run("status").code == 0)
+    assert wait_for(lambda: lifecycle.run("status").code == 0, interval=CLI_POLL)
     assert lifecycle.run("stop").code == 0
     assert gone(pid)
 

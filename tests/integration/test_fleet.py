@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from tests.conftest import (
+    CLI_POLL,
     TOKEN_VAR,
     UNMEASURED,
     Result,
@@ -279,8 +280,8 @@ def test_a_server_that_dies_comes_back_under_its_restart_policy(fleet: Fleet) ->
         server = psutil.Process(row["pid"])
         (child,) = server.children()
         os.kill(child.pid, signal.SIGKILL)  # the server we did not write dies
-        assert wait_for(lambda: fleet.status()["adder"]["restarts"] == 1, 20)
-        assert wait_for(lambda: fleet.status()["adder"]["state"] == "ready", 20)
+        assert wait_for(lambda: fleet.status()["adder"]["restarts"] == 1, 20, interval=CLI_POLL)
+        assert wait_for(lambda: fleet.status()["adder"]["state"] == "ready", 20, interval=CLI_POLL)
         assert fleet.run("health", "adder", "--probe").code == 0
     finally:
         assert fleet.run("down").code == 0
@@ -415,7 +416,9 @@ def test_what_a_wrapper_left_behind_goes_with_it(fleet: Fleet) -> None:
     )
     assert fleet.run("up").code == 0
     gone.touch()
-    assert wait_for(lambda: fleet.status()["wrapped"]["state"] == "not running", 20)
+    assert wait_for(
+        lambda: fleet.status()["wrapped"]["state"] == "not running", 20, interval=CLI_POLL
+    )
     assert wait_for(lambda: not fleet.processes(), 10), fleet.processes()
 
 
@@ -472,7 +475,7 @@ def test_restart_brings_back_a_server_that_crashed(fleet: Fleet) -> None:
     try:
         pid = fleet.status()["adder"]["pid"]
         os.killpg(pid, signal.SIGKILL)
-        assert wait_for(lambda: fleet.status()["adder"]["state"] != "ready", 10)
+        assert wait_for(lambda: fleet.status()["adder"]["state"] != "ready", 10, interval=CLI_POLL)
         again = fleet.run("restart", "adder")
         assert again.code == 0, again
         assert fleet.status()["adder"]["state"] == "ready"
@@ -495,7 +498,7 @@ def test_ctrl_c_during_up_takes_back_every_server_it_started(fleet: Fleet) -> No
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        assert wait_for(lambda: fleet.status()["quick"]["state"] == "ready", 30)
+        assert wait_for(lambda: fleet.status()["quick"]["state"] == "ready", 30, interval=CLI_POLL)
         assert up.poll() is None
         os.killpg(up.pid, signal.SIGINT)
         _, err = up.communicate(timeout=30)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.conftest import TESTS, Lifecycle, free_port, wait_for
+from tests.conftest import CLI_POLL, TESTS, Lifecycle, free_port, wait_for
 
 
 def test_a_blocked_event_loop_goes_stale_and_recovers(lifecycle: Lifecycle, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_a_blocked_event_loop_goes_stale_and_recovers(lifecycle: Lifecycle, tmp_
         time.sleep(1.5)
         watchdogs()  # what was sent before
         # Stale within TTL (2 s) + one heartbeat (0.5 s) of the block, with room for a slow CI.
-        assert wait_for(lambda: lifecycle.run("status").code == 4, timeout=3.5)
+        assert wait_for(lambda: lifecycle.run("status").code == 4, timeout=3.5, interval=CLI_POLL)
         report = lifecycle.run("status", "--json").json()
         assert report["loop_blocked_seconds"] > 1
         assert "event loop has not turned" in lifecycle.run("status").out
@@ -64,7 +64,7 @@ def test_a_blocked_event_loop_goes_stale_and_recovers(lifecycle: Lifecycle, tmp_
         unblock.touch()
         caller.join(timeout=20)
         # It recovers by itself once the loop turns again.
-        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5)
+        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5, interval=CLI_POLL)
         assert lifecycle.run("status", "--json").json()["loop_blocked_seconds"] is None
         assert wait_for(lambda: watchdogs() > 0, timeout=3)
     finally:

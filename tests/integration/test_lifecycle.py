@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import Lifecycle, gone, wait_for
+from tests.conftest import CLI_POLL, Lifecycle, gone, wait_for
 
 
 def test_start_status_stop_happy_path(lifecycle: Lifecycle) -> None:
@@ -213,7 +213,7 @@ def test_corrupt_snapshot_is_reported_and_rewritten(lifecycle: Lifecycle) -> Non
     lifecycle.snapshot_file.write_text('{"state": "ready", "updated_at": ')  # half-written
     status = lifecycle.run("status")
     assert status.code in (0, 4)
-    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5)
+    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5, interval=CLI_POLL)
     assert lifecycle.snapshot()["state"] == "ready"
     assert lifecycle.run("stop").code == 0
 
@@ -417,7 +417,7 @@ def test_stale_snapshot_makes_status_exit_4(lifecycle: Lifecycle) -> None:
     pid = lifecycle.pid()
     os.kill(pid, signal.SIGSTOP)  # a hung server: alive, but its heartbeat stops
     try:
-        assert wait_for(lambda: lifecycle.run("status").code == 4, timeout=5)
+        assert wait_for(lambda: lifecycle.run("status").code == 4, timeout=5, interval=CLI_POLL)
         result = lifecycle.run("status")
         assert "stale" in result.out
         assert lifecycle.run("health").code == 4
@@ -428,7 +428,7 @@ def test_stale_snapshot_makes_status_exit_4(lifecycle: Lifecycle) -> None:
 
 def test_foreground_start_runs_in_this_process_and_stops_on_sigterm(lifecycle: Lifecycle) -> None:
     with lifecycle.foreground() as proc:
-        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
+        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15, interval=CLI_POLL)
         assert lifecycle.pid() == proc.pid
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.conftest import Lifecycle, gone, wait_for
+from tests.conftest import CLI_POLL, Lifecycle, gone, wait_for
 
 
 def test_heartbeat_survives_a_failed_snapshot_write(lifecycle: Lifecycle) -> None:
@@ -17,7 +17,7 @@ def test_heartbeat_survives_a_failed_snapshot_write(lifecycle: Lifecycle) -> Non
     assert wait_for(lambda: "could not write the health snapshot" in lifecycle.log_file.read_text())
     assert not gone(pid)
     lifecycle.snapshot_file.rmdir()
-    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5)
+    assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=5, interval=CLI_POLL)
     assert lifecycle.run("stop").code == 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from tests.conftest import TESTS, Lifecycle, free_port, gone, wait_for
+from tests.conftest import CLI_POLL, TESTS, Lifecycle, free_port, gone, wait_for
 
 
 def test_a_server_dying_hard_before_ready_leaves_no_pid_file(lifecycle: Lifecycle) -> None:
@@ -109,7 +109,7 @@ def test_foreground_start_cleans_a_stale_pid_file(lifecycle: Lifecycle) -> None:
     lifecycle.cache_root.mkdir(mode=0o700)
     lifecycle.pid_file.write_text("abc")
     with lifecycle.foreground() as proc:
-        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
+        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15, interval=CLI_POLL)
         assert lifecycle.pid() == proc.pid
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)

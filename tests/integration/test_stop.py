@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import Lifecycle, gone, wait_for
+from tests.conftest import CLI_POLL, Lifecycle, gone, wait_for
 
 HOLD_LOCK = """
 import fcntl, os, sys, time
@@ -85,7 +85,7 @@ def test_a_process_of_another_user_is_not_ours(lifecycle: Lifecycle, spawn: Any)
 def test_stop_signals_only_the_process_of_a_foreground_server(lifecycle: Lifecycle) -> None:
     # A foreground server shares our process group: stop must not signal the group.
     with lifecycle.foreground() as proc:
-        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
+        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15, interval=CLI_POLL)
         assert os.getpgid(proc.pid) != proc.pid
         result = lifecycle.run("stop")
         assert result.code == 0, result.err
@@ -109,7 +109,7 @@ def test_stop_never_signals_the_rest_of_a_foreground_servers_group(
     )
     try:
         stranger = spawn(["sleep", "60"], process_group=server.pid)
-        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15)
+        assert wait_for(lambda: lifecycle.run("status").code == 0, timeout=15, interval=CLI_POLL)
         assert os.getpgid(stranger.pid) == server.pid
         assert lifecycle.run("stop").code == 0
         server.wait(timeout=10)

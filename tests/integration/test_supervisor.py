@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Lifecycle, gone, wait_for
+from tests.conftest import CLI_POLL, Lifecycle, gone, wait_for
 
 # A server that takes 96 MB once ready, limited to 64 MB, checked five times a second.
 GROWS_PAST_64_MB = {
@@ -51,7 +51,7 @@ def _once_ended(lifecycle: Lifecycle, timeout: float) -> dict[str, Any]:
         seen.update(status)
         return code == 2
 
-    assert wait_for(ended, timeout=timeout), seen
+    assert wait_for(ended, timeout=timeout, interval=CLI_POLL), seen
     return seen
 
 
@@ -68,7 +68,7 @@ def _back_with_a_new_server(lifecycle: Lifecycle, old: int, restarts: int) -> di
             and status["state"] == "ready"
         )
 
-    assert wait_for(back, timeout=20), seen
+    assert wait_for(back, timeout=20, interval=CLI_POLL), seen
     return seen
 
 
