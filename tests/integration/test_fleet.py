@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,10 @@ def test_a_url_only_entry_is_probed_never_started(fleet: Fleet) -> None:
     assert probed.code == 4, probed  # nobody answers there any more
 
 
+def _prefixes(lines: list[str]) -> set[str]:
+    return {line.split("|", 1)[0].strip() for line in lines if "|" in line}
+
+
 def test_logs_of_the_whole_fleet_carry_each_server_name(fleet: Fleet) -> None:
     fleet.write(_yaml(free_port()))
     assert fleet.run("up").code == 0
@@ -326,22 +331,29 @@ def test_logs_of_the_whole_fleet_carry_each_server_name(fleet: Fleet) -> None:
             [TOOL, "logs", "--follow", "-n", "1"], env=fleet.env, cwd=fleet.folder,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        lines: list[str] = []
+        assert following.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(following.stdout or ()))
+        reader.start()
         try:
-            assert following.stdout is not None
             # The last line of each log: from here on it follows both.
-            assert {following.stdout.readline()[:5] for _ in range(2)} == {"adder", "echo "}
+            assert wait_for(lambda: len(lines) >= 2, 20)
+            assert {line[:5] for line in lines[:2]} == {"adder", "echo "}
             assert fleet.run("health", "echo", "--probe").code == 0  # a request: a new line
             assert fleet.run("health", "adder", "--probe").code == 0
+            # Each line as it came, from both (a server writes its line after its answer: a
+            # Ctrl-C at once could come first).
+            assert wait_for(lambda: _prefixes(lines[2:]) == {"adder", "echo"}, 20), lines
             following.send_signal(signal.SIGINT)
-            out, err = following.communicate(timeout=20)
+            following.wait(timeout=20)
         finally:
             if following.poll() is None:
                 following.kill()
                 following.wait()
+            reader.join()
+        err = following.stderr.read() if following.stderr else ""
         assert following.returncode == 0, err
         assert "Traceback" not in err
-        followed = {line.split("|", 1)[0].strip() for line in out.splitlines() if "|" in line}
-        assert followed == {"adder", "echo"}  # both, as their lines came
     finally:
         fleet.run("down")
     assert wait_for(lambda: not fleet.processes(), 10)
