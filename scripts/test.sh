@@ -11,12 +11,14 @@ export PATH="$PWD/.venv/bin:$PATH"
 # them (pytest reads that cache either way), on the core mypy leaves free.
 python -m compileall -q src tests > /dev/null
 PYTHONDONTWRITEBYTECODE='' python -m pytest --collect-only -q --no-cov -p no:cacheprovider \
-    > /dev/null &
+    > /dev/null 2>&1 &
 collecting=$!
+trap 'kill "$collecting" 2> /dev/null || true' EXIT  # a linter failed, or Ctrl-C
 ruff check src tests bench
 ruff format --check src tests bench
 mypy
 wait "$collecting" || true  # a test module that cannot load: the run below says which
+trap - EXIT  # reaped: its PID may be another process's from now on
 rm -f .coverage .coverage.*
 # Three workers on two cores: under coverage the tests keep both cores busy, and a fourth only
 # added contention (210 s against 228 s); work stealing keeps the long ones from finishing last

@@ -340,12 +340,13 @@ def _serve(path: str) -> None:
 
     for name in _PRELOAD:
         importlib.import_module(name)
-    ours: list[str] = []
+    # Any fork hook registered while our modules load (by them, or by a library they are the
+    # first to import) would run in every call: none is today, and none may be.
+    hooked: list[str] = []
     register = os.register_at_fork
 
     def watched(**hooks: Any) -> None:
-        named = (f"{hook.__module__}.{hook.__qualname__}" for hook in hooks.values())
-        ours.extend(name for name in named if name.startswith("mcp_lifecycle"))
+        hooked.extend(getattr(hook, "__qualname__", repr(hook)) for hook in hooks.values())
         register(**hooks)
 
     os.register_at_fork = watched
@@ -354,9 +355,9 @@ def _serve(path: str) -> None:
             importlib.import_module(name)
     finally:
         os.register_at_fork = register
-    if ours:
+    if hooked:
         raise SystemExit(
-            f"a preloaded module registers a fork hook, which every call would run: {ours}"
+            f"a preloaded module registers a fork hook, which every call would run: {hooked}"
         )
     gc.freeze()  # the forks' collections need not visit (and so copy) what was preloaded
     _Server(path).serve()

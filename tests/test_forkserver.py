@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import UNMEASURED
 from tests.forkserver import ForkServer
 
 SCRIPT = """\
@@ -129,3 +130,36 @@ def test_a_call_finds_only_hook_free_modules_of_ours_loaded(
     argv = [sys.executable, str(script)]
     assert server.can_run(argv, env, tmp_path)
     assert server.run(argv, env, tmp_path, 30).stdout.strip() == "[True, False, False]"
+
+
+STATE = """\
+import atexit, json, logging, signal, threading
+def kind(number):
+    handler = signal.getsignal(number)
+    return handler if isinstance(handler, int) else getattr(handler, "__module__", "?")
+print(json.dumps({
+    "atexit": atexit._ncallbacks(),
+    "threads": threading.active_count(),
+    "root handlers": len(logging.getLogger().handlers),
+    "signals": [kind(n) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                                   signal.SIGCHLD, signal.SIGPIPE)],
+}))
+"""
+
+
+def test_a_call_starts_with_what_an_exec_d_one_has(tmp_path: Path) -> None:
+    """Nothing the warm interpreter preloaded reaches a call: the same exit handlers, threads,
+    logging handlers and signal dispositions as a fresh interpreter. Both without coverage,
+    which gives a fork one more exit handler (to save the fork's own data)."""
+    script = tmp_path / "state.py"
+    script.write_text(STATE)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **UNMEASURED}
+    argv = [sys.executable, str(script)]
+    server = ForkServer(env)
+    try:
+        assert server.can_run(argv, env, tmp_path)
+        forked = server.run(argv, env, tmp_path, 30)
+    finally:
+        server.close()
+    execd = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert forked.stdout == execd.stdout, (forked.stdout, execd.stdout)

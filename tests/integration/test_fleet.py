@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -327,31 +327,37 @@ def test_logs_of_the_whole_fleet_carry_each_server_name(fleet: Fleet) -> None:
         one = fleet.run("logs", "echo", "-n", "3")
         assert one.code == 0
         assert "|" not in one.out.splitlines()[0][:8]
-        following = subprocess.Popen(
-            [TOOL, "logs", "--follow", "-n", "1"], env=fleet.env, cwd=fleet.folder,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        errors = fleet.folder / "follow.err"
         lines: list[str] = []
-        assert following.stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(following.stdout or ()))
-        reader.start()
-        try:
-            # The last line of each log: from here on it follows both.
-            assert wait_for(lambda: len(lines) >= 2, 20)
-            assert {line[:5] for line in lines[:2]} == {"adder", "echo "}
-            assert fleet.run("health", "echo", "--probe").code == 0  # a request: a new line
-            assert fleet.run("health", "adder", "--probe").code == 0
-            # Each line as it came, from both (a server writes its line after its answer: a
-            # Ctrl-C at once could come first).
-            assert wait_for(lambda: _prefixes(lines[2:]) == {"adder", "echo"}, 20), lines
-            following.send_signal(signal.SIGINT)
-            following.wait(timeout=20)
-        finally:
-            if following.poll() is None:
-                following.kill()
-                following.wait()
-            reader.join()
-        err = following.stderr.read() if following.stderr else ""
+
+        def read(stream: IO[str]) -> None:
+            for line in stream:
+                lines.append(line)
+
+        with errors.open("w") as err_file, subprocess.Popen(
+            [TOOL, "logs", "--follow", "-n", "1"], env=fleet.env, cwd=fleet.folder,
+            stdout=subprocess.PIPE, stderr=err_file, text=True,
+        ) as following:  # fmt: skip
+            assert following.stdout is not None
+            reader = threading.Thread(target=read, args=(following.stdout,))
+            reader.start()
+            try:
+                # The last line of each log: from here on it follows both.
+                assert wait_for(lambda: len(lines) >= 2, 20)
+                assert {line[:5] for line in lines[:2]} == {"adder", "echo "}
+                assert fleet.run("health", "echo", "--probe").code == 0  # a request: a line
+                assert fleet.run("health", "adder", "--probe").code == 0
+                # Each line as it came, from both (a server writes its line after its answer:
+                # a Ctrl-C at once could come first).
+                assert wait_for(lambda: _prefixes(lines[2:]) == {"adder", "echo"}, 20), lines
+                following.send_signal(signal.SIGINT)
+                following.wait(timeout=20)
+            finally:
+                if following.poll() is None:
+                    following.kill()
+                    following.wait()
+                reader.join()
+        err = errors.read_text()
         assert following.returncode == 0, err
         assert "Traceback" not in err
     finally:

@@ -438,7 +438,10 @@ def test_foreground_start_runs_in_this_process_and_stops_on_sigterm(lifecycle: L
 
 def test_launch_as_python_dash_m(lifecycle: Lifecycle) -> None:
     lifecycle.launcher = [sys.executable, "-m", "tests.servers.toy_server"]
-    lifecycle.set_env(PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    project = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    # Added to, not replaced: in the portable pass, PYTHONPATH carries tests/portable.
+    kept = lifecycle.env.get("PYTHONPATH")
+    lifecycle.set_env(PYTHONPATH=os.pathsep.join([project, kept] if kept else [project]))
     started = lifecycle.run("start")
     assert started.code == 0, started.err
     cmdline = psutil.Process(lifecycle.pid()).cmdline()
