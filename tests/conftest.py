@@ -37,6 +37,25 @@ TOKEN_VAR = "MCP_LIFECYCLE_TEST_TOKEN"
 
 def processes_with_token(token: str) -> list[psutil.Process]:
     """Processes this test run started: they inherit the token through their environment."""
+    if not os.path.isdir("/proc/self"):
+        return _processes_with_token_from_psutil(token)
+    # Read raw: every test looks once or more, and a psutil object per process (under the
+    # coverage tracer) cost 11 ms a look with 160 processes running, a third of it this way.
+    wanted = f"\0{TOKEN_VAR}={token}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if wanted in b"\0" + environ.read():
+                    found.append(psutil.Process(int(name)))
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _processes_with_token_from_psutil(token: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
@@ -67,9 +86,14 @@ def describe(procs: list[psutil.Process]) -> str:
     return "; ".join(lines)
 
 
+def live_processes_with_token(token: str) -> list[psutil.Process]:
+    """Those of them that still run (a zombie never will)."""
+    return [proc for proc in processes_with_token(token) if _running(proc)]
+
+
 def kill_processes_with_token(token: str) -> list[str]:
     """SIGKILL what a test left running, and say who it was."""
-    procs = [p for p in processes_with_token(token) if _running(p)]
+    procs = live_processes_with_token(token)
     who = describe(procs)
     for proc in procs:
         with contextlib.suppress(psutil.Error):

@@ -30,6 +30,7 @@ from tests.conftest import (
     describe,
     free_port,
     kill_processes_with_token,
+    live_processes_with_token,
     run_cli,
     wait_for,
 )
@@ -65,15 +66,7 @@ class Fleet:
 
     def processes(self) -> list[psutil.Process]:
         """Every live process this fleet started (they carry the test's token)."""
-        found = []
-        for proc in psutil.process_iter():
-            try:
-                ours = proc.environ().get(TOKEN_VAR) == self.env[TOKEN_VAR]
-                if ours and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
+        return live_processes_with_token(self.env[TOKEN_VAR])
 
 
 @pytest.fixture
