@@ -48,8 +48,14 @@ def processes_with_token(token: str) -> list[psutil.Process]:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as environ:
-                if wanted in b"\0" + environ.read():
-                    found.append(psutil.Process(int(name)))
+                if wanted not in b"\0" + environ.read():
+                    continue
+            # Through the object, which names the process that has this PID now (psutil
+            # refuses to signal it once the PID is another's): one that just ended is not
+            # taken for a stranger that got its PID.
+            proc = psutil.Process(int(name))
+            if proc.environ().get(TOKEN_VAR, "").startswith(token):
+                found.append(proc)
         except (psutil.Error, OSError):
             continue
     return found
