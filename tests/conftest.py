@@ -54,7 +54,7 @@ def processes_with_token(token: str) -> list[psutil.Process]:
             # refuses to signal it once the PID is another's): one that just ended is not
             # taken for a stranger that got its PID.
             proc = psutil.Process(int(name))
-            if proc.environ().get(TOKEN_VAR, "").startswith(token):
+            if _carries(proc, token):
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
@@ -67,11 +67,15 @@ def _processes_with_token_from_psutil(token: str) -> list[psutil.Process]:
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(TOKEN_VAR, "").startswith(token):
+            if _carries(proc, token):
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
     return found
+
+
+def _carries(proc: psutil.Process, token: str) -> bool:
+    return proc.environ().get(TOKEN_VAR, "").startswith(token)
 
 
 def _running(proc: psutil.Process) -> bool:
@@ -259,9 +263,10 @@ def lifecycle(
     env = {
         key: value
         for key, value in os.environ.items()
-        if (key == PORTABLE_ENV or not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_")))
-        and not (bare and key in SUBPROCESS_COVERAGE)
+        if key == PORTABLE_ENV or not key.startswith(("MCP_SERVER_", "MCP_LIFECYCLE_", "TOY_"))
     }
+    if bare:
+        env.update(UNMEASURED)
     env.update(
         {
             TOKEN_VAR: test_token,

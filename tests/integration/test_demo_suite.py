@@ -13,13 +13,13 @@ from mcp_lifecycle.testing import LifecycleSuite
 from tests.conftest import SESSION_TOKEN, TESTS, TOKEN_VAR, UNMEASURED
 
 DEMO = shutil.which("mcp-lifecycle-demo") or str(Path(sys.executable).parent / "mcp-lifecycle-demo")
-# The suite runs paths the lifecycle tests measure already, on a server (the demo) that
-# tests/integration/test_mcp_demo.py measures: its processes are left out of coverage.
 
 
 class TestDemoLifecycle(LifecycleSuite):
     command: ClassVar[list[str]] = [DEMO]
     http = True
+    # UNMEASURED: the suite runs paths the lifecycle tests measure already, on a server (the
+    # demo) that tests/integration/test_mcp_demo.py measures.
     env: ClassVar[dict[str, str]] = {TOKEN_VAR: f"{SESSION_TOKEN}-suite", **UNMEASURED}
 
 

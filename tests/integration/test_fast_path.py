@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SUBPROCESS_COVERAGE, Lifecycle, free_port
+from tests.conftest import UNMEASURED, Lifecycle, free_port
 
 DEMO = str(Path(sys.executable).parent / "mcp-lifecycle-demo")
 
@@ -42,7 +42,7 @@ def _loaded(lifecycle: Lifecycle, *args: str, also: tuple[str, ...] = ()) -> lis
         capture_output=True,
         text=True,
         # Bare: coverage, measuring a subprocess, loads modules of its own (dataclasses).
-        env={k: v for k, v in lifecycle.env.items() if k not in SUBPROCESS_COVERAGE},
+        env={**lifecycle.env, **UNMEASURED},
         cwd=lifecycle.marks,
         check=False,
     )
