@@ -232,9 +232,14 @@ def forks(_private_user_folders: None) -> Iterator[ForkServer | None]:
     server.close()
 
 
+def new_test_token() -> str:
+    """A token of this run: every process started with it is found and killed afterwards."""
+    return f"{SESSION_TOKEN}-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture
 def test_token() -> str:
-    return f"{SESSION_TOKEN}-{uuid.uuid4().hex[:8]}"
+    return new_test_token()
 
 
 # What makes coverage measure a subprocess (coverage's `patch = ["subprocess"]`).
@@ -245,19 +250,15 @@ SUBPROCESS_COVERAGE = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 UNMEASURED = dict.fromkeys(SUBPROCESS_COVERAGE, "")
 
 
-@pytest.fixture
-def lifecycle(
-    tmp_path: Path,
-    test_token: str,
-    request: pytest.FixtureRequest,
-    forks: ForkServer | None,
+@contextlib.contextmanager
+def isolated_lifecycle(
+    root: Path, token: str, forks: ForkServer | None, *, bare: bool = False
 ) -> Iterator[Lifecycle]:
-    cache_root = tmp_path / "cache"
-    marks = tmp_path / "work"
+    """A Lifecycle whose files live under `root`; whatever it left running with `token` is
+    killed afterwards, and fails the test."""
+    cache_root = root / "cache"
+    marks = root / "work"
     marks.mkdir()
-    # A test that runs the same paths dozens of times (concurrent starts, a kill at every
-    # moment, a long load) adds time under coverage, not coverage: its processes run bare.
-    bare = request.node.get_closest_marker("repetitive") is not None
     # The portable pass's switch (set by tests/portable) is the pass's, not a test's: kept, a
     # call may still be a fork of the warm interpreter, which has the same switch.
     env = {
@@ -269,7 +270,7 @@ def lifecycle(
         env.update(UNMEASURED)
     env.update(
         {
-            TOKEN_VAR: test_token,
+            TOKEN_VAR: token,
             "MCP_SERVER_CACHE_ROOT": str(cache_root),
             "MCP_SERVER_HEALTH_TTL_SECONDS": "10",
             "MCP_SERVER_STOP_TIMEOUT_SECONDS": "5",
@@ -278,9 +279,25 @@ def lifecycle(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    yield Lifecycle(cache_root=cache_root, marks=marks, env=env, forks=None if bare else forks)
-    leaked = kill_processes_with_token(test_token)
+    try:
+        yield Lifecycle(cache_root=cache_root, marks=marks, env=env, forks=None if bare else forks)
+    finally:
+        leaked = kill_processes_with_token(token)
     assert not leaked, f"the test left processes running: {leaked}"
+
+
+@pytest.fixture
+def lifecycle(
+    tmp_path: Path,
+    test_token: str,
+    request: pytest.FixtureRequest,
+    forks: ForkServer | None,
+) -> Iterator[Lifecycle]:
+    # A test that runs the same paths dozens of times (concurrent starts, a kill at every
+    # moment, a long load) adds time under coverage, not coverage: its processes run bare.
+    bare = request.node.get_closest_marker("repetitive") is not None
+    with isolated_lifecycle(tmp_path, test_token, forks, bare=bare) as lifecycle:
+        yield lifecycle
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,6 +3,7 @@ through DNS rebinding. Staged with raw HTTP, a second real user, and the officia
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import stat
@@ -12,7 +13,15 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from tests.conftest import TESTS, Lifecycle, free_port
+from tests.conftest import (
+    TESTS,
+    Lifecycle,
+    free_port,
+    isolated_lifecycle,
+    new_test_token,
+    wait_for,
+)
+from tests.forkserver import ForkServer
 from tests.security.conftest import OtherUser
 
 INITIALIZE = json.dumps(
@@ -52,10 +61,13 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
     return response.status, body
 
 
-@pytest.fixture(params=["sdk", "fastmcp"])
-def served(request: pytest.FixtureRequest, lifecycle: Lifecycle) -> Iterator[Lifecycle]:
+ENGINES = ["sdk", "fastmcp"]
+
+
+@contextlib.contextmanager
+def _serving(lifecycle: Lifecycle, engine: str) -> Iterator[Lifecycle]:
     """A running HTTP server, by the official SDK's handler or by FastMCP's."""
-    if request.param == "fastmcp":
+    if engine == "fastmcp":
         pytest.importorskip("fastmcp")
         lifecycle.script = TESTS / "servers" / "fastmcp_server.py"
     else:
@@ -68,6 +80,29 @@ def served(request: pytest.FixtureRequest, lifecycle: Lifecycle) -> Iterator[Lif
         yield lifecycle
     finally:
         assert lifecycle.run("stop").code == 0
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def served(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    forks: ForkServer | None,
+) -> Iterator[Lifecycle]:
+    """One server per engine for the tests that only talk to it and look at its files: an MCP
+    server is the costliest process the suite starts."""
+    root = tmp_path_factory.mktemp("served")
+    with (
+        isolated_lifecycle(root, new_test_token(), forks) as lifecycle,
+        _serving(lifecycle, request.param) as server,
+    ):
+        yield server
+
+
+@pytest.fixture(params=ENGINES)
+def own_server(request: pytest.FixtureRequest, lifecycle: Lifecycle) -> Iterator[Lifecycle]:
+    """A server of this test's own, for a test that changes it."""
+    with _serving(lifecycle, request.param) as server:
+        yield server
 
 
 def _port(lifecycle: Lifecycle) -> int:
@@ -109,6 +144,9 @@ def test_requests_without_the_right_token_get_401(served: Lifecycle) -> None:
     assert _post(port, Authorization=f"Basic {token}")[0] == 401
     in_query = _post(port, path=f"/mcp?access_token={token}")[0]
     assert in_query == 401, "a token in the query string must not count"
+    # Nor be written to the log by the access log line of that request.
+    assert wait_for(lambda: "POST /mcp?(query hidden) HTTP/1.1" in served.log_file.read_text())
+    assert token not in served.log_file.read_text()
     # The probe routes stay open and reveal only a state.
     for route in ("/healthz", "/readyz"):
         status, body = _get(port, route)
@@ -144,7 +182,8 @@ def test_another_user_cannot_use_the_server(served: Lifecycle, other_user: Other
     assert reader.returncode != 0  # and they cannot read the token
 
 
-def test_rotate_token_then_reload(served: Lifecycle) -> None:
+def test_rotate_token_then_reload(own_server: Lifecycle) -> None:
+    served = own_server
     port, old = _port(served), _token(served)
     rotated = served.run("rotate-token")
     assert rotated.code == 0, rotated

@@ -7,6 +7,7 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,7 @@ def serve_asgi(app: Any) -> None:
         # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
         timeout_graceful_shutdown=settings.stop_timeout_seconds / 3,
     )
+    logging.getLogger("uvicorn.access").addFilter(HIDE_QUERY)
     uvicorn_server = _Server(config)
     loop = asyncio.new_event_loop()
     runtime.set_graceful_stop(uvicorn_server.request_stop)
@@ -155,6 +157,24 @@ def serve_asgi(app: Any) -> None:
     finally:
         runtime.set_graceful_stop(None)
         sock.close()
+
+
+class _HideQuery(logging.Filter):
+    """uvicorn's access log writes each request's path with its query string: a client that
+    puts the token there (refused: only the header counts) would have it written to the
+    log. The log shows that a query was sent, not what it said."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: (client, method, path with query, HTTP version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, query, _ = args[2].partition("?")
+            if query:
+                record.args = (args[0], args[1], f"{path}?(query hidden)", *args[3:])
+        return True
+
+
+HIDE_QUERY = _HideQuery()
 
 
 class Guard:
