@@ -7,7 +7,6 @@ that serve or probe, so `status` and `stop` never pay for them.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from mcp_lifecycle.errors import ConfigurationError, ServerFailed
 from mcp_lifecycle.transports.endpoints import HEALTHZ, READYZ
 
 if TYPE_CHECKING:
+    import logging
     import socket
 
     from mcp.server.mcpserver import MCPServer
@@ -134,7 +134,9 @@ def serve_asgi(app: Any) -> None:
         # Long-lived MCP streams would hold shutdown forever; leave `stop` time to spare.
         timeout_graceful_shutdown=settings.stop_timeout_seconds / 3,
     )
-    logging.getLogger("uvicorn.access").addFilter(HIDE_QUERY)
+    import logging
+
+    logging.getLogger("uvicorn.access").addFilter(hide_query)
     uvicorn_server = _Server(config)
     loop = asyncio.new_event_loop()
     runtime.set_graceful_stop(uvicorn_server.request_stop)
@@ -159,22 +161,17 @@ def serve_asgi(app: Any) -> None:
         sock.close()
 
 
-class _HideQuery(logging.Filter):
-    """uvicorn's access log writes each request's path with its query string: a client that
-    puts the token there (refused: only the header counts) would have it written to the
-    log. The log shows that a query was sent, not what it said."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # uvicorn's access record: (client, method, path with query, HTTP version, status)
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            path, query, _ = args[2].partition("?")
-            if query:
-                record.args = (args[0], args[1], f"{path}?(query hidden)", *args[3:])
-        return True
-
-
-HIDE_QUERY = _HideQuery()
+def hide_query(record: logging.LogRecord) -> bool:
+    """A filter for uvicorn's access log, which writes each request's path with its query
+    string: a client that puts the token there (refused: only the header counts) would have
+    it written to the log. The log shows that a query was sent, not what it said."""
+    # uvicorn's access record: (client, method, path with query, HTTP version, status)
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        path, question_mark, _ = args[2].partition("?")
+        if question_mark:
+            record.args = (args[0], args[1], f"{path}?(query hidden)", *args[3:])
+    return True
 
 
 class Guard:
