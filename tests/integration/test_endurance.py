@@ -52,7 +52,11 @@ def test_500_rotations_lose_no_line_and_leak_no_fd(lifecycle: Lifecycle) -> None
 
 def test_a_long_run_under_load_with_a_thousand_readers(lifecycle: Lifecycle) -> None:
     lifecycle.script = TESTS / "servers" / "slow_mcp.py"
-    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()), MCP_SERVER_HEARTBEAT_SECONDS="1")
+    # Four snapshots a second, each reader looking once a second: as many reads meet a write as
+    # with a write a second and four looks, with a quarter of the threads' wake-ups (each a
+    # fight for the GIL: 16 s of CPU for the run against 8). Written in place instead of
+    # renamed, the snapshot is seen half-written a dozen times or more in 10 s either way.
+    lifecycle.set_env(MCP_SERVER_PORT=str(free_port()), MCP_SERVER_HEARTBEAT_SECONDS="0.25")
     started = lifecycle.run("start", "--json")
     assert started.code == 0, started.err
     try:
@@ -87,7 +91,7 @@ def _load_with_readers(lifecycle: Lifecycle, url: str, pid: int) -> None:
                 json.loads(text)
             except ValueError:
                 torn.append(text)
-            time.sleep(0.25)
+            time.sleep(1)
 
     with ThreadPoolExecutor(max_workers=1000) as pool:
         readers = [pool.submit(read_snapshot, i) for i in range(1000)]
