@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import CLI_POLL, Lifecycle, gone, wait_for
+from tests.conftest import (
+    CLI_POLL,
+    TOKEN_VAR,
+    Lifecycle,
+    gone,
+    live_processes_with_token,
+    wait_for,
+)
 
 # A server that takes 96 MB once ready, limited to 64 MB, checked five times a second.
 GROWS_PAST_64_MB = {
@@ -52,6 +59,10 @@ def _once_ended(lifecycle: Lifecycle, timeout: float) -> dict[str, Any]:
         return code == 2
 
     assert wait_for(ended, timeout=timeout, interval=CLI_POLL), seen
+    # `status` says so once the supervisor has let go of the server's name; its process still
+    # has its own exit to run (its log flushed, coverage saved) and is gone a moment later.
+    token = lifecycle.env[TOKEN_VAR]
+    assert wait_for(lambda: not live_processes_with_token(token), timeout=10)
     return seen
 
 
