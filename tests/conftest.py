@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -307,6 +308,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # the default by exec).
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What a worker has imported and collected by now (the libraries, the test modules) lives
+    # until the run ends: frozen, the full collections during the run no longer walk it. They
+    # took ~8% of a worker's CPU, most of it in a handful of full collections.
+    gc.freeze()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
