@@ -3,9 +3,12 @@ through DNS rebinding. Staged with raw HTTP, a second real user, and the officia
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+import os
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -152,6 +155,32 @@ def test_requests_without_the_right_token_get_401(served: Lifecycle) -> None:
         status, body = _get(port, route)
         assert status == 200
         assert set(json.loads(body)) <= {"ok", "ready", "state"}
+
+
+def _websocket_handshake(port: int, path: str, **headers: str) -> bytes:
+    """The status line a WebSocket handshake gets, sent raw as any client would."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return conn.recv(4096).split(b"\r\n", 1)[0]
+
+
+def test_a_websocket_handshake_is_refused_and_its_query_never_logged(served: Lifecycle) -> None:
+    port, token = _port(served), _token(served)
+    assert _websocket_handshake(port, f"/mcp?access_token={token}") == b"HTTP/1.1 403 Forbidden"
+    wrong = _websocket_handshake(port, "/mcp", Authorization="Bearer not-the-token")
+    assert wrong == b"HTTP/1.1 403 Forbidden"
+    # uvicorn writes each handshake to its log with the path and query: the query is hidden.
+    assert wait_for(lambda: "WebSocket /mcp?(query hidden)" in served.log_file.read_text())
+    assert token not in served.log_file.read_text()
 
 
 STRANGER = """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from mcp_lifecycle.errors import ConfigurationError, ServerFailed
 from mcp_lifecycle.transports.endpoints import HEALTHZ, READYZ
@@ -136,7 +136,8 @@ def serve_asgi(app: Any) -> None:
     )
     import logging
 
-    logging.getLogger("uvicorn.access").addFilter(hide_query)
+    for name in ("uvicorn.access", "uvicorn.error"):  # the error log has the WebSocket lines
+        logging.getLogger(name).addFilter(hide_query)
     uvicorn_server = _Server(config)
     loop = asyncio.new_event_loop()
     runtime.set_graceful_stop(uvicorn_server.request_stop)
@@ -162,16 +163,21 @@ def serve_asgi(app: Any) -> None:
 
 
 def hide_query(record: logging.LogRecord) -> bool:
-    """A filter for uvicorn's access log, which writes each request's path with its query
-    string: a client that puts the token there (refused: only the header counts) would have
-    it written to the log. The log shows that a query was sent, not what it said."""
-    # uvicorn's access record: (client, method, path with query, HTTP version, status)
-    args = record.args
-    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-        path, question_mark, _ = args[2].partition("?")
-        if question_mark:
-            record.args = (args[0], args[1], f"{path}?(query hidden)", *args[3:])
+    """A filter for uvicorn's request lines (HTTP requests in its access log, WebSocket
+    handshakes in its error log), which write each request's path with its query string: a
+    client that puts the token there (refused: only the header counts) would have it written
+    to the log. The log shows that a query was sent, not what it said."""
+    if isinstance(record.args, tuple) and any(map(_has_query, record.args)):
+        record.args = tuple(
+            f"{arg.partition('?')[0]}?(query hidden)" if _has_query(arg) else arg
+            for arg in record.args
+        )
     return True
+
+
+def _has_query(arg: object) -> TypeGuard[str]:
+    """A request's path with a query string, as uvicorn passes it to its log lines."""
+    return isinstance(arg, str) and arg.startswith("/") and "?" in arg
 
 
 class Guard:
@@ -181,9 +187,11 @@ class Guard:
     SDK answers (DNS rebinding: a page that points its own name at 127.0.0.1 must not reach
     a local server); every MCP request must carry the server's bearer token in an
     `Authorization` header (401 with `WWW-Authenticate: Bearer` otherwise; a token in the
-    query string does not count). /healthz and /readyz stay open: probes need them, and they
-    reveal only a state. One middleware for every handler (SDK, FastMCP, the stdio bridge):
-    the SDK's own `token_verifier` needs an OAuth authorization server to point at.
+    query string does not count). A WebSocket handshake is held to the same rules, and refused
+    with 403 (an app of an author's may serve WebSockets). /healthz and /readyz stay open:
+    probes need them, and they reveal only a state. One middleware for every handler (SDK,
+    FastMCP, the stdio bridge): the SDK's own `token_verifier` needs an OAuth authorization
+    server to point at.
     """
 
     def __init__(
@@ -202,30 +210,36 @@ class Guard:
         self.origins = {origin.lower().encode() for origin in origins}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        import hmac
-
-        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
+        refusal = self._refusal(dict(scope.get("headers") or ()))
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await receive()  # the handshake's `websocket.connect`
+            await send({"type": "websocket.close", "code": 1008})  # 403 to the handshake
+        else:
+            await _answer(send, *refusal)
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, str, str | None] | None:
+        """Why a request is refused (status, message, `WWW-Authenticate` error), or None."""
+        import hmac
+
         host = headers.get(b"host", b"").lower()
         if self.hosts is not None and host not in self.hosts:
-            await _answer(send, 421, "this server does not serve that host name")
-            return
+            return 421, "this server does not serve that host name", None
         origin = headers.get(b"origin")
         if origin is not None and origin.lower() not in self.origins:
-            await _answer(send, 403, "requests from that origin are not allowed")
-            return
+            return 403, "requests from that origin are not allowed", None
         expected = self.token()
         if expected is not None:
             scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
             if scheme.lower() != b"bearer" or not given.strip():
-                await _answer(send, 401, "a bearer token is required", challenge="")
-                return
+                return 401, "a bearer token is required", ""
             if not hmac.compare_digest(given.strip(), expected.encode()):
-                await _answer(send, 401, "the token is not valid", challenge="invalid_token")
-                return
-        await self.app(scope, receive, send)
+                return 401, "the token is not valid", "invalid_token"
+        return None
 
 
 async def _answer(send: Any, status: int, message: str, challenge: str | None = None) -> None:
