@@ -1,5 +1,6 @@
-"""The HTTP guard holds a WebSocket handshake to the rules of a request: an author's app may
-serve WebSockets, and none may be reached without the token. Driven with ASGI's own messages."""
+"""The HTTP guard holds a WebSocket handshake to the rules of a request (an author's app may
+serve WebSockets, and none may be reached without the token), and lets only a probe's GET of
+an open path through without it. Driven with ASGI's own messages."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mcp_lifecycle.transports.http_server import Guard
 HOST = b"127.0.0.1:8000"
 
 
-def _handshake(guard: Guard, headers: list[tuple[bytes, bytes]]) -> tuple[bool, list[Any]]:
+def _call(guard: Guard, scope: dict[str, Any]) -> tuple[bool, list[Any]]:
     """Whether the app behind the guard was reached, and what the guard sent back."""
     reached: list[bool] = []
     sent: list[Any] = []
@@ -22,15 +23,18 @@ def _handshake(guard: Guard, headers: list[tuple[bytes, bytes]]) -> tuple[bool, 
         reached.append(True)
 
     async def receive() -> dict[str, str]:
-        return {"type": "websocket.connect"}
+        return {"type": f"{scope['type']}.connect" if scope["type"] == "websocket" else "x"}
 
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/ws", "headers": [(b"host", HOST), *headers]}
     guard.app = app
-    anyio.run(guard, scope, receive, send)
+    anyio.run(guard, {**scope, "headers": [(b"host", HOST), *scope["headers"]]}, receive, send)
     return bool(reached), sent
+
+
+def _handshake(guard: Guard, headers: list[tuple[bytes, bytes]]) -> tuple[bool, list[Any]]:
+    return _call(guard, {"type": "websocket", "path": "/ws", "headers": headers})
 
 
 @pytest.fixture
@@ -60,3 +64,15 @@ def test_a_websocket_with_the_token_reaches_the_app(guard: Guard) -> None:
     reached, sent = _handshake(guard, [(b"authorization", b"Bearer secret")])
     assert reached
     assert sent == []
+
+
+def test_only_a_probes_get_of_an_open_path_needs_no_token(guard: Guard) -> None:
+    probe = {"type": "http", "method": "GET", "path": "/healthz", "headers": []}
+    assert _call(guard, probe)[0]
+    # Any other method there, or a WebSocket, could fall through to a catch-all route.
+    reached, sent = _call(guard, {**probe, "method": "POST"})
+    assert not reached
+    assert sent[0]["status"] == 401
+    reached, sent = _call(guard, {**probe, "type": "websocket"})
+    assert not reached
+    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -147,8 +147,12 @@ def test_requests_without_the_right_token_get_401(served: Lifecycle) -> None:
     assert _post(port, Authorization=f"Basic {token}")[0] == 401
     in_query = _post(port, path=f"/mcp?access_token={token}")[0]
     assert in_query == 401, "a token in the query string must not count"
-    # Nor be written to the log by the access log line of that request.
+    # Nor be written to the log by the access log line of that request, in whatever form the
+    # request named its target (a proxy may pass on the absolute form).
+    absolute = _post(port, path=f"http://127.0.0.1:{port}/mcp?access_token={token}")[0]
+    assert absolute == 401
     assert wait_for(lambda: "POST /mcp?(query hidden) HTTP/1.1" in served.log_file.read_text())
+    assert wait_for(lambda: '/mcp?(query hidden) HTTP/1.1" 401' in served.log_file.read_text())
     assert token not in served.log_file.read_text()
     # The probe routes stay open and reveal only a state.
     for route in ("/healthz", "/readyz"):

@@ -176,8 +176,10 @@ def hide_query(record: logging.LogRecord) -> bool:
 
 
 def _has_query(arg: object) -> TypeGuard[str]:
-    """A request's path with a query string, as uvicorn passes it to its log lines."""
-    return isinstance(arg, str) and arg.startswith("/") and "?" in arg
+    """A request target with a query string, as uvicorn passes it to its log lines: whatever
+    form the client sent it in (`/mcp?...`, `http://host/mcp?...`, `mcp?...`); a target holds
+    no space, a message does."""
+    return isinstance(arg, str) and "?" in arg and " " not in arg
 
 
 class Guard:
@@ -210,7 +212,7 @@ class Guard:
         self.origins = {origin.lower().encode() for origin in origins}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or self._probe(scope):
             await self.app(scope, receive, send)
             return
         refusal = self._refusal(dict(scope.get("headers") or ()))
@@ -221,6 +223,15 @@ class Guard:
             await send({"type": "websocket.close", "code": 1008})  # 403 to the handshake
         else:
             await _answer(send, *refusal)
+
+    def _probe(self, scope: Any) -> bool:
+        """A probe's request: only a GET (or HEAD) of an open path, so that no other method or
+        a WebSocket there can fall through to a route of the app's."""
+        return (
+            scope["type"] == "http"
+            and scope.get("method") in ("GET", "HEAD")
+            and scope.get("path") in self.open_paths
+        )
 
     def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, str, str | None] | None:
         """Why a request is refused (status, message, `WWW-Authenticate` error), or None."""
