@@ -115,18 +115,20 @@ def serve_asgi(app: Any) -> None:
     sock = _bind(settings.host, settings.port)
     _add_probe_routes(app, runtime)
     hosts = allowed_hosts(settings.host, settings.port, settings.allowed_hosts)
-    app = Guard(
-        app,
+    # Half the stop timeout (as it is when the stop comes) to let clients finish, a third
+    # for uvicorn's own shutdown, the rest to spare.
+    drain = Drain(app, settings.http_path, budget=lambda: runtime.settings.stop_timeout_seconds / 2)
+    # The guard outermost: a request without the token never counts as a client to drain for
+    # (a stranger could otherwise fill the table of known clients and lengthen a stop).
+    guarded = Guard(
+        drain,
         open_paths=(HEALTHZ, READYZ),
         token=lambda: runtime.token,
         hosts=hosts,
         origins=allowed_origins(hosts),
     )
-    # Half the stop timeout (as it is when the stop comes) to let clients finish, a third
-    # for uvicorn's own shutdown, the rest to spare.
-    drain = Drain(app, settings.http_path, budget=lambda: runtime.settings.stop_timeout_seconds / 2)
     config = uvicorn.Config(
-        drain,
+        guarded,
         host=settings.host,
         port=settings.port,
         log_config=None,
