@@ -22,8 +22,8 @@ def _call(guard: Guard, scope: dict[str, Any]) -> tuple[bool, list[Any]]:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         reached.append(True)
 
-    async def receive() -> dict[str, str]:
-        return {"type": f"{scope['type']}.connect" if scope["type"] == "websocket" else "x"}
+    async def receive() -> dict[str, str]:  # asked only by a refused handshake
+        return {"type": "websocket.connect"}
 
     async def send(message: Any) -> None:
         sent.append(message)

@@ -152,7 +152,8 @@ def test_requests_without_the_right_token_get_401(served: Lifecycle) -> None:
     absolute = _post(port, path=f"http://127.0.0.1:{port}/mcp?access_token={token}")[0]
     assert absolute == 401
     assert wait_for(lambda: "POST /mcp?(query hidden) HTTP/1.1" in served.log_file.read_text())
-    assert wait_for(lambda: '/mcp?(query hidden) HTTP/1.1" 401' in served.log_file.read_text())
+    written = f'"POST http%3A//127.0.0.1%3A{port}/mcp?(query hidden) HTTP/1.1" 401'
+    assert wait_for(lambda: written in served.log_file.read_text())
     assert token not in served.log_file.read_text()
     # The probe routes stay open and reveal only a state.
     for route in ("/healthz", "/readyz"):
